@@ -13,7 +13,7 @@ import decimal
 import json
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
+from typing import Any, ClassVar, Generic, TypeVar, overload
 
 from .encoding import dt2ts, latin1_text, t2ts, ts2dt, ts2t
 from .exceptions import ColumnError, InvalidColumnValue, InvalidOperation, ORMError
@@ -26,9 +26,6 @@ from .keygens import (
     _numeric_keygen,
 )
 from .session import session
-
-if TYPE_CHECKING:
-    from .model import Model
 
 __all__ = [
     "Boolean",

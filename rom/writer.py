@@ -28,10 +28,21 @@ from .exceptions import (
     UniqueKeyViolation,
 )
 from .keygens import LATIN1_KEYGEN_NAMES, SORT_KEYGEN_NAMES
-from .keys import KeySpace
+from .keys import KeySpace, is_cluster
 from .scripts import get_script
 
-__all__ = ["IndexEntries", "delete_many", "index_entries", "save_entity", "save_many"]
+__all__ = [
+    "Batch",
+    "DeleteState",
+    "IndexEntries",
+    "SaveState",
+    "delete_entity",
+    "delete_many",
+    "execute",
+    "index_entries",
+    "save_entity",
+    "save_many",
+]
 
 BOOKKEEPING = "-index-data-"
 _MAX_REPLANS = 8
@@ -195,83 +206,104 @@ def parse_bookkeeping(text: str | None) -> list[list[Any]]:
     return slots
 
 
-class _Plan:
-    """Accumulates KEYS and the JSON plan of one write.lua call."""
-
-    def __init__(self, ks: KeySpace, pk: str) -> None:
-        self.ks = ks
-        self.pk = pk
-        self.keys: list[str] = [ks.entity(pk), ks.legacy()]
-        self._key_index: dict[str, int] = {}
-        self.body: dict[str, Any] = {}
-
-    def key(self, name: str) -> int:
-        index = self._key_index.get(name)
-        if index is None:
-            self.keys.append(name)
-            index = self._key_index[name] = len(self.keys)
-        return index
-
-    def index_ops(self, old: list[list[Any]], new: IndexEntries | None, full: bool) -> None:
-        """Removals of old entries that are gone and additions of new or changed ones."""
-        ks, pk = self.ks, self.pk
-        rm_sets: dict[str, list[str]] = {}
-        rm_zsets: dict[str, list[str]] = {}
-        add_sets: dict[str, list[str]] = {}
-        add_zsets: dict[str, list[str]] = {}
-        new_tokens = set(new.tokens) if new else set()
-        new_scores = new.scores if new else {}
-        new_pre = set(new.prefix) if new else set()
-        new_suf = set(new.suffix) if new else set()
-        new_geo = new.geo if new else {}
-        old_tokens = {t for t in old[0] if isinstance(t, str)}
-        old_pre = {(p[0], p[1]) for p in old[2] if isinstance(p, list) and len(p) == 2}
-        old_suf = {(p[0], p[1]) for p in old[3]}
-        for token in old_tokens - new_tokens:
-            rm_sets.setdefault(ks.token(token), []).append(pk)
-        for name in old[1]:
-            if isinstance(name, str) and name not in new_scores:
-                rm_zsets.setdefault(ks.score(name), []).append(pk)
-        for attr, value in old_pre - new_pre:
-            rm_zsets.setdefault(ks.prefix_index(attr), []).append(f"{value}\0{pk}")
-        for attr, value in old_suf - new_suf:
-            rm_zsets.setdefault(ks.suffix_index(attr), []).append(f"{value}\0{pk}")
-        for name in old[4]:
-            if name not in new_geo:
-                rm_zsets.setdefault(ks.geo(name), []).append(pk)
-        for token in new_tokens if full else new_tokens - old_tokens:
-            add_sets.setdefault(ks.token(token), []).append(pk)
-        for name, score in new_scores.items():
-            add_zsets.setdefault(ks.score(name), []).extend((score, pk))
-        for attr, value in new_pre if full else new_pre - old_pre:
-            add_zsets.setdefault(ks.prefix_index(attr), []).extend(
-                (repr(_prefix_score(value)), f"{value}\0{pk}")
-            )
-        for attr, value in new_suf if full else new_suf - old_suf:
-            add_zsets.setdefault(ks.suffix_index(attr), []).extend(
-                (repr(_prefix_score(value)), f"{value}\0{pk}")
-            )
-        rm: list[list[Any]] = [[self.key(k), "s", *m] for k, m in rm_sets.items()]
-        rm += [[self.key(k), "z", *m] for k, m in rm_zsets.items()]
-        ad: list[list[Any]] = [[self.key(k), "s", *m] for k, m in add_sets.items()]
-        ad += [[self.key(k), "z", *m] for k, m in add_zsets.items()]
-        ad += [[self.key(ks.geo(n)), "g", lon, lat, pk] for n, (lon, lat) in new_geo.items()]
-        if rm:
-            self.body["rm"] = rm
-        if ad:
-            self.body["ad"] = ad
-
-    def run(self, conn: Any) -> Any:
-        args = [self.pk, json.dumps(self.body, separators=(",", ":"))]
-        return run_script(conn, "write", self.keys, args)
-
-
 def run_script(conn: Any, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
     """Run a packaged script, turning Redis refusals into rom exceptions."""
     try:
         return get_script(name)(conn, keys, args)
     except ResponseError as err:
         raise ORMError(f"Redis refused the {name} script: {err}") from err
+
+
+class ReferencesChanged(Exception):
+    """A reference check of a batch failed: the caller must plan again (cascades)."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(index)
+        self.index = index
+
+
+class Batch:
+    """KEYS, entity plans and reference checks of one ``write.lua`` call."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self._key_index: dict[str, int] = {}
+        self.plans: list[dict[str, Any]] = []
+        self.refs: list[list[Any]] = []
+
+    def key(self, name: str) -> int:
+        """Position (1-based) of ``name`` in KEYS, adding it if needed."""
+        index = self._key_index.get(name)
+        if index is None:
+            self.keys.append(name)
+            index = self._key_index[name] = len(self.keys)
+        return index
+
+    def ref_check(self, key: str, score: str, members: Iterable[str]) -> None:
+        """Require the members of zset ``key`` scored ``score`` to be exactly ``members``."""
+        self.refs.append([self.key(key), score, score, *sorted(set(members))])
+
+    def args(self) -> list[str]:
+        return [
+            json.dumps(self.plans, separators=(",", ":")),
+            json.dumps(self.refs, separators=(",", ":")),
+        ]
+
+    def run(self, conn: Any) -> Any:
+        return run_script(conn, "write", self.keys, self.args())
+
+
+def _index_ops(
+    batch: Batch, ks: KeySpace, pk: str, old: list[list[Any]], new: IndexEntries | None, full: bool
+) -> dict[str, Any]:
+    """Removals of old entries that are gone and additions of new or changed ones."""
+    rm_sets: dict[str, list[str]] = {}
+    rm_zsets: dict[str, list[str]] = {}
+    add_sets: dict[str, list[str]] = {}
+    add_zsets: dict[str, list[str]] = {}
+    new_tokens = set(new.tokens) if new else set()
+    new_scores = new.scores if new else {}
+    new_pre = set(new.prefix) if new else set()
+    new_suf = set(new.suffix) if new else set()
+    new_geo = new.geo if new else {}
+    old_tokens = {t for t in old[0] if isinstance(t, str)}
+    old_pre = {(p[0], p[1]) for p in old[2] if isinstance(p, list) and len(p) == 2}
+    old_suf = {(p[0], p[1]) for p in old[3]}
+    for token in old_tokens - new_tokens:
+        rm_sets.setdefault(ks.token(token), []).append(pk)
+    for name in old[1]:
+        if isinstance(name, str) and name not in new_scores:
+            rm_zsets.setdefault(ks.score(name), []).append(pk)
+    for attr, value in old_pre - new_pre:
+        rm_zsets.setdefault(ks.prefix_index(attr), []).append(f"{value}\0{pk}")
+    for attr, value in old_suf - new_suf:
+        rm_zsets.setdefault(ks.suffix_index(attr), []).append(f"{value}\0{pk}")
+    for name in old[4]:
+        if name not in new_geo:
+            rm_zsets.setdefault(ks.geo(name), []).append(pk)
+    for token in new_tokens if full else new_tokens - old_tokens:
+        add_sets.setdefault(ks.token(token), []).append(pk)
+    for name, score in new_scores.items():
+        add_zsets.setdefault(ks.score(name), []).extend((score, pk))
+    for attr, value in new_pre if full else new_pre - old_pre:
+        add_zsets.setdefault(ks.prefix_index(attr), []).extend(
+            (repr(_prefix_score(value)), f"{value}\0{pk}")
+        )
+    for attr, value in new_suf if full else new_suf - old_suf:
+        add_zsets.setdefault(ks.suffix_index(attr), []).extend(
+            (repr(_prefix_score(value)), f"{value}\0{pk}")
+        )
+    ops: dict[str, Any] = {}
+    rm: list[list[Any]] = [[batch.key(k), "s", *m] for k, m in rm_sets.items()]
+    rm += [[batch.key(k), "z", *m] for k, m in rm_zsets.items()]
+    ad: list[list[Any]] = [[batch.key(k), "s", *m] for k, m in add_sets.items()]
+    ad += [[batch.key(k), "z", *m] for k, m in add_zsets.items()]
+    ad += [[batch.key(ks.geo(n)), "g", lon, lat, pk] for n, (lon, lat) in new_geo.items()]
+    if rm:
+        ops["rm"] = rm
+    if ad:
+        ops["ad"] = ad
+    return ops
 
 
 def _unique_values(model: Any, texts: dict[str, str], data: dict[str, Any] | None) -> dict[str, str]:
@@ -283,8 +315,8 @@ def _unique_values(model: Any, texts: dict[str, str], data: dict[str, Any] | Non
             if data is None:
                 continue
             result = col._keygen(attr, data)
-            if result:
-                first = next(iter(result)) if not isinstance(result, dict) else None
+            if result and not isinstance(result, dict):
+                first = next(iter(result))
                 if isinstance(first, bytes):
                     out[attr] = latin1_text(first)
                 elif first is not None and first != "":
@@ -307,193 +339,283 @@ def _unique_columns(model: Any) -> set[str]:
     return cols
 
 
-def _stored_data(model: Any, last: dict[str, str]) -> dict[str, Any]:
-    """The previous data dict handed to unique IndexOnly keygens (raw stored strings)."""
-    return dict(last)
+class _State:
+    """What one entity contributes to a batch; rebuilds its plan after a stale answer."""
+
+    entity: Any
+    last: dict[str, str]
+
+    def __init__(self, entity: Any) -> None:
+        self.entity = entity
+        self.model = type(entity)
+        self.conn = self.model._connection
+        self.ks = self.model._keyspace(self.conn)
+        self.pk = str(entity._data[self.model._pkey])
+        self.last = dict(entity._last)
+
+    def _common(self, batch: Batch) -> dict[str, Any]:
+        plan: dict[str, Any] = {
+            "k": batch.key(self.ks.entity(self.pk)),
+            "l": batch.key(self.ks.legacy()),
+            "pk": self.pk,
+        }
+        if self.entity._last_bk is not None:
+            plan["ob"] = self.entity._last_bk
+        if self.entity._last_legacy:
+            plan["ol"] = 1
+        return plan
+
+    def stale(self, result: Sequence[Any]) -> None:
+        """Adopt the stored bookkeeping and values the script reported."""
+        stored = result[2]
+        self.entity._last_bk = to_text(stored) if stored is not None else None
+        self.entity._last_legacy = bool(int(result[3]))
+        rest = result[4:]
+        for i in range(0, len(rest), 2):
+            field = to_text(rest[i])
+            value = rest[i + 1]
+            if value is None:
+                self.last.pop(field, None)
+            else:
+                self.last[field] = to_text(value)
+
+    def plan(self, batch: Batch) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def done(self) -> None:
+        raise NotImplementedError
+
+
+class SaveState(_State):
+    """A save of one entity (API.md §4.3): new texts, index entries and unique values."""
+
+    def __init__(self, entity: Any, full: bool = False, force: bool = False) -> None:
+        super().__init__(entity)
+        model = self.model
+        pkattr = model._pkey
+        data = entity._data
+        texts: dict[str, str] = {}
+        for attr, col in model._stored_columns:
+            value = data.get(attr)
+            if value is not None:
+                texts[attr] = col._to_redis(value)
+        texts[pkattr] = self.pk
+        self.texts = texts
+        self.full = full
+        self.as_new = entity._new or force
+        last = entity._last
+        if self.as_new or full:
+            self.changed = dict(texts)
+        else:
+            self.changed = {a: t for a, t in texts.items() if last.get(a) != t}
+        self.removed = [a for a in last if a not in texts and a != BOOKKEEPING]
+        if self.as_new or full:
+            self.changes = model._column_count
+        else:
+            self.changes = len(self.changed) + len(self.removed)
+        keydata = dict(data)
+        self.entries = index_entries(model, keydata)
+        self.bookkeeping = self.entries.bookkeeping()
+        self.new_unique = _unique_values(model, texts, keydata)
+
+    def plan(self, batch: Batch) -> dict[str, Any]:
+        model, ks, entity = self.model, self.ks, self.entity
+        pkattr = model._pkey
+        plan = self._common(batch)
+        hs: list[str] = []
+        for attr, text in self.changed.items():
+            hs += (attr, text)
+        if self.bookkeeping != entity._last_bk or self.as_new or self.full:
+            hs += (BOOKKEEPING, self.bookkeeping)
+        if hs:
+            plan["hs"] = hs
+        if self.removed:
+            plan["hd"] = self.removed
+        unique_cols = _unique_columns(model)
+        if not self.as_new:
+            check = set(self.changed) | set(self.removed) | unique_cols
+            check.discard(pkattr)
+            last = entity._last
+            plan["rc"] = [[pkattr, self.pk]] + [[a, last[a]] for a in sorted(check) if a in last]
+        elif unique_cols and not entity._new:
+            plan["ex"] = [[a, self.last.get(a)] for a in sorted(unique_cols)]
+        if self.new_unique:
+            plan["u"] = [[batch.key(ks.unique(n)), v] for n, v in self.new_unique.items()]
+        old_unique = _unique_values(model, self.last, dict(self.last))
+        release = [(n, v) for n, v in old_unique.items() if self.new_unique.get(n) != v]
+        if release:
+            plan["ur"] = [[batch.key(ks.unique(n)), v] for n, v in release]
+        old = parse_bookkeeping(entity._last_bk)
+        plan.update(_index_ops(batch, ks, self.pk, old, self.entries, self.full or self.as_new))
+        return plan
+
+    def race(self, cols: list[str]) -> Exception:
+        ns = self.ks.namespace
+        if self.model._pkey in cols:
+            return EntityDeletedError(
+                f"Entity {ns}:{self.pk} was deleted by another writer", ns, self.pk
+            )
+        return DataRaceError(
+            f"{ns}:{self.pk} Column(s) {cols!r} updated by another writer, write aborted!",
+            ns,
+            self.pk,
+        )
+
+    def unique(self, i: int) -> Exception:
+        name, value = list(self.new_unique.items())[i - 1]
+        return UniqueKeyViolation(
+            f"Value {value!r} for {self.ks.unique(name)} not distinct (failed for pk={self.pk})",
+            self.ks.namespace,
+            self.pk,
+        )
+
+    def done(self) -> None:
+        entity = self.entity
+        entity._last = self.texts
+        entity._last_bk = self.bookkeeping
+        entity._last_legacy = False
+
+
+class DeleteState(_State):
+    """A delete of one entity: its hash, index and unique entries, UnsafeColumn keys."""
+
+    def plan(self, batch: Batch) -> dict[str, Any]:
+        model, ks = self.model, self.ks
+        plan = self._common(batch)
+        plan["d"] = 1
+        unique_cols = _unique_columns(model)
+        if unique_cols:
+            plan["ex"] = [[a, self.last.get(a)] for a in sorted(unique_cols)]
+        old_unique = _unique_values(model, self.last, dict(self.last))
+        if old_unique:
+            plan["ur"] = [[batch.key(ks.unique(n)), v] for n, v in old_unique.items()]
+        plan.update(
+            _index_ops(batch, ks, self.pk, parse_bookkeeping(self.entity._last_bk), None, False)
+        )
+        unsafe = [batch.key(ks.unsafe(self.pk, attr)) for attr in model._unsafe_columns]
+        if unsafe:
+            plan["dk"] = unsafe
+        return plan
+
+    def race(self, cols: list[str]) -> Exception:  # deletes carry no race check
+        return ORMError(f"unexpected race answer for a delete: {cols!r}")
+
+    def done(self) -> None:
+        self.entity._last = {}
+
+
+def execute(conn: Any, states: Sequence[_State], refs: Any = None) -> None:
+    """Run ``states`` as one atomic write, replanning after stale answers.
+
+    :param refs: optional callable ``refs(batch)`` adding reference checks (cascades); a
+        failed check raises :class:`ReferencesChanged`.
+    """
+    for _ in range(_MAX_REPLANS + len(states)):
+        batch = Batch()
+        for state in states:
+            batch.plans.append(state.plan(batch))
+        if refs is not None:
+            refs(batch)
+        result = batch.run(conn)
+        status = to_text(result[0])
+        if status == "ok":
+            for state in states:
+                state.done()
+            return
+        if status == "changed":
+            raise ReferencesChanged(int(result[1]))
+        state = states[int(result[1]) - 1]
+        if status == "race":
+            raise state.race([to_text(c) for c in result[2:]])
+        if status == "unique":
+            assert isinstance(state, SaveState)
+            raise state.unique(int(result[2]))
+        state.stale(result)
+    raise ORMError("Could not write: the stored index data keeps changing")
 
 
 def save_entity(entity: Any, full: bool = False, force: bool = False) -> int:
     """Write one entity in one atomic call; returns rom's change count."""
     model = type(entity)
-    conn = model._connection
-    ks = model._keyspace(conn)
-    pkattr = model._pkey
-    data = entity._data
-    pk = str(data[pkattr])
-    for attr, col in model._relations:
-        ref = data.get(attr)
-        if ref is not None and not isinstance(ref, (str, int)) and getattr(ref, "_new", False):
+    for attr, _col in model._relations:
+        ref = entity._data.get(attr)
+        if ref is not None and getattr(ref, "_new", False) and not ref._deleted:
             ref.save()
-    texts: dict[str, str] = {}
-    for attr, col in model._stored_columns:
-        value = data.get(attr)
-        if value is not None:
-            texts[attr] = col._to_redis(value)
-    texts[pkattr] = pk
-    last = entity._last
-    as_new = entity._new or force
-    if as_new or full:
-        changed = dict(texts)
-        changes = model._column_count
-    else:
-        changed = {a: t for a, t in texts.items() if last.get(a) != t}
-        changes = 0
-    removed = [a for a in last if a not in texts and a != BOOKKEEPING]
-    if not (as_new or full):
-        changes = len(changed) + len(removed)
-    keydata = dict(entity._data)
-    entries = index_entries(model, keydata)
-    bookkeeping = entries.bookkeeping()
-    new_unique = _unique_values(model, texts, keydata)
-    unique_cols = _unique_columns(model)
-    plan_last = dict(last)
-    for _ in range(_MAX_REPLANS):
-        plan = _Plan(ks, pk)
-        body = plan.body
-        hs: list[str] = []
-        for attr, text in changed.items():
-            hs += (attr, text)
-        if bookkeeping != entity._last_bk or as_new or full:
-            hs += (BOOKKEEPING, bookkeeping)
-        if hs:
-            body["hs"] = hs
-        if removed:
-            body["hd"] = removed
-        if not as_new:
-            check = set(changed) | set(removed) | unique_cols
-            check.discard(pkattr)
-            rc = [[pkattr, pk]] + [[a, last[a]] for a in sorted(check) if a in last]
-            body["rc"] = rc
-        elif unique_cols and not entity._new:
-            body["ex"] = [[a, plan_last.get(a)] for a in sorted(unique_cols)]
-        old_unique = _unique_values(model, plan_last, _stored_data(model, plan_last))
-        if new_unique:
-            body["u"] = [[plan.key(ks.unique(n)), v] for n, v in new_unique.items()]
-        release = [(n, v) for n, v in old_unique.items() if new_unique.get(n) != v]
-        if release:
-            body["ur"] = [[plan.key(ks.unique(n)), v] for n, v in release]
-        old = parse_bookkeeping(entity._last_bk)
-        if entity._last_bk is not None:
-            body["ob"] = entity._last_bk
-        if entity._last_legacy:
-            body["ol"] = 1
-        plan.index_ops(old, entries, full or as_new)
-        result = plan.run(conn)
-        status = to_text(result[0])
-        if status == "ok":
-            entity._last = texts
-            entity._last_bk = bookkeeping
-            entity._last_legacy = False
-            return changes
-        if status == "race":
-            cols = [to_text(c) for c in result[1:]]
-            if pkattr in cols:
-                raise EntityDeletedError(
-                    f"Entity {ks.namespace}:{pk} was deleted by another writer", ks.namespace, pk
-                )
-            raise DataRaceError(
-                f"{ks.namespace}:{pk} Column(s) {cols!r} updated by another writer, "
-                "write aborted!",
-                ks.namespace,
-                pk,
-            )
-        if status == "unique":
-            name, value = list(new_unique.items())[int(result[1]) - 1]
-            raise UniqueKeyViolation(
-                f"Value {value!r} for {ks.unique(name)} not distinct (failed for pk={pk})",
-                ks.namespace,
-                pk,
-            )
-        # stale: the stored bookkeeping (or unique values) differ from what we planned on
-        _apply_stale(entity, result, plan_last)
-    raise ORMError(f"Could not save {ks.namespace}:{pk}: its index data keeps changing")
-
-
-def _apply_stale(entity: Any, result: Sequence[Any], last: dict[str, str]) -> None:
-    stored = result[1]
-    entity._last_bk = to_text(stored) if stored is not None else None
-    entity._last_legacy = bool(int(result[2]))
-    rest = result[3:]
-    for i in range(0, len(rest), 2):
-        field = to_text(rest[i])
-        value = rest[i + 1]
-        if value is None:
-            last.pop(field, None)
-        else:
-            last[field] = to_text(value)
-
-
-def _delete_plan(entity: Any, ks: KeySpace, last: dict[str, str]) -> _Plan:
-    model = type(entity)
-    pk = str(entity._data[model._pkey])
-    plan = _Plan(ks, pk)
-    body = plan.body
-    body["d"] = 1
-    unique_cols = _unique_columns(model)
-    if unique_cols:
-        body["ex"] = [[a, last.get(a)] for a in sorted(unique_cols)]
-    old_unique = _unique_values(model, last, _stored_data(model, last))
-    if old_unique:
-        body["ur"] = [[plan.key(ks.unique(n)), v] for n, v in old_unique.items()]
-    if entity._last_bk is not None:
-        body["ob"] = entity._last_bk
-    if entity._last_legacy:
-        body["ol"] = 1
-    plan.index_ops(parse_bookkeeping(entity._last_bk), None, False)
-    unsafe = [plan.key(ks.unsafe(pk, attr)) for attr in model._unsafe_columns]
-    if unsafe:
-        body["dk"] = unsafe
-    return plan
+    state = SaveState(entity, full=full, force=force)
+    execute(state.conn, [state])
+    return state.changes
 
 
 def delete_entity(entity: Any) -> None:
     """Delete one entity, its index and unique entries and its UnsafeColumn keys atomically."""
-    model = type(entity)
-    conn = model._connection
-    ks = model._keyspace(conn)
-    last = dict(entity._last)
-    for _ in range(_MAX_REPLANS):
-        result = _delete_plan(entity, ks, last).run(conn)
-        if to_text(result[0]) == "ok":
-            return
-        _apply_stale(entity, result, last)
-    raise ORMError(f"Could not delete {entity._pk}: its index data keeps changing")
+    state = DeleteState(entity)
+    execute(state.conn, [state])
+
+
+def _group(entities: Iterable[Any]) -> list[tuple[Any, list[Any]]]:
+    """Entities grouped by connection, and on a cluster by model (one hash slot each)."""
+    groups: dict[tuple[int, str], tuple[Any, list[Any]]] = {}
+    for entity in entities:
+        model = type(entity)
+        conn = model._connection
+        slot = model._keyspace(conn).prefix if is_cluster(conn) else ""
+        groups.setdefault((id(conn), slot), (conn, []))[1].append(entity)
+    return list(groups.values())
 
 
 def delete_many(entities: Iterable[Any]) -> None:
-    """Delete entities with one pipelined round trip per connection (plus rare replans)."""
-    by_conn: dict[int, tuple[Any, list[Any]]] = {}
-    for entity in entities:
-        conn = type(entity)._connection
-        by_conn.setdefault(id(conn), (conn, []))[1].append(entity)
-    for conn, group in by_conn.values():
-        script = get_script("write")
-        plans = []
-        lasts = []
-        for entity in group:
-            last = dict(entity._last)
-            lasts.append(last)
-            plans.append(_delete_plan(entity, type(entity)._keyspace(conn), last))
-        try:
-            script.load(conn)
-            pipe = conn.pipeline(transaction=True)
-            for plan in plans:
-                args = [plan.pk, json.dumps(plan.body, separators=(",", ":"))]
-                pipe.evalsha(script.sha, len(plan.keys), *plan.keys, *args)
-            results = pipe.execute()
-        except ResponseError as err:
-            raise ORMError(f"Redis refused the bulk delete: {err}") from err
-        for entity, last, result in zip(group, lasts, results):
-            if to_text(result[0]) != "ok":
-                _apply_stale(entity, result, last)
-                entity._last = last
-                delete_entity(entity)
+    """Delete entities atomically per connection (per model on a cluster)."""
+    for conn, group in _group(entities):
+        execute(conn, [DeleteState(e) for e in group])
 
 
 def save_many(entities: list[Any], full: bool = False, force: bool = False) -> int:
-    """Save entities one by one (hooks included); returns the summed change counts."""
-    total = 0
-    for entity in entities:
-        total += entity.save(full=full, force=force)
-    return total
+    """Save entities as one unit of work per connection (per model on a cluster).
 
+    Before-hooks run for every entity, then each group is written in one atomic call (all
+    unique and race checks of the group first: all or nothing), then the after-hooks run.
+    """
+    todo: list[Any] = []
+    seen: set[int] = set()
+
+    def add(entity: Any) -> None:
+        if id(entity) in seen:
+            return
+        seen.add(id(entity))
+        for attr, _col in type(entity)._relations:
+            ref = entity._data.get(attr)
+            if ref is not None and getattr(ref, "_new", False) and not ref._deleted:
+                add(ref)
+        todo.append(entity)
+
+    for entity in entities:
+        if entity._deleted and not force:
+            raise EntityDeletedError(
+                f"Cannot save deleted entity {entity._pk} without force=True",
+                entity._namespace,
+                str(entity._data.get(entity._pkey)),
+            )
+        add(entity)
+    was_new = {id(e): e._new for e in todo}
+    for entity in todo:
+        if entity._new:
+            entity._before_insert()
+        else:
+            entity._before_update()
+    total = 0
+    for conn, group in _group(todo):
+        states = [SaveState(e, full=full, force=force) for e in group]
+        execute(conn, states)
+        for state in states:
+            entity = state.entity
+            entity._new = entity._modified = entity._deleted = False
+            total += state.changes
+    from .session import session
+
+    for entity in todo:
+        session.add(entity)
+        if was_new[id(entity)]:
+            entity._after_insert()
+        else:
+            entity._after_update()
+    return total

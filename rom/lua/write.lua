@@ -1,33 +1,36 @@
--- write.lua: save or delete one entity atomically (data, uniques, race check, indexes).
--- Every check runs before the first write, so a refused call leaves Redis unchanged.
+-- write.lua: save and/or delete several entities in one atomic step.
+-- Every check of every entity runs before the first write, so a refused call leaves
+-- Redis unchanged: a unit of work (session commit, cascading delete) is all or nothing.
 --
--- KEYS[1]: the entity hash <ns>:<pk>
--- KEYS[2]: the legacy (rom < 1.0) bookkeeping hash <ns>::
--- KEYS[3..]: every other key the call touches (unique hashes, index keys, extra keys)
--- ARGV[1]: the pk as decimal text
--- ARGV[2]: JSON plan (built by rom/writer.py):
---   d  : 1 to delete the entity, 0 to save it
---   ob : the bookkeeping text the client believes is stored (false: none)
---   ol : 1 when ob is the legacy record from KEYS[2]
---   rc : [[field, expected], ...] race check; a mismatch refuses the save
---   ex : [[field, expected|false], ...] values the plan relies on; a mismatch asks for a retry
---   u  : [[key#, value], ...] unique entries this entity must own
---   ur : [[key#, value], ...] unique entries to release when they still point at this pk
+-- KEYS: every key the call touches; plans refer to them by position (1-based).
+-- ARGV[1]: JSON list of entity plans (built by rom/writer.py), each an object:
+--   k  : key# of the entity hash <ns>:<pk>
+--   l  : key# of the model's legacy (rom < 1.0) bookkeeping hash <ns>::
+--   pk : the pk as decimal text
+--   d  : 1 to delete the entity, absent to save it
+--   ob : the bookkeeping text the client believes is stored (absent: none)
+--   ol : 1 when ob is the legacy record
+--   rc : [[field, expected], ...] race check; a mismatch refuses the whole call
+--   ex : [[field, expected|null], ...] stored values the plan relies on; a mismatch asks
+--        for a replan
+--   u  : [[key#, value], ...] unique entries the entity must own
+--   ur : [[key#, value], ...] unique entries to release when they still point at pk
 --   hs : [field, text, ...] fields to set (includes -index-data-)
 --   hd : [field, ...] fields to delete
 --   rm : [[key#, kind, member, ...], ...] index members to remove (kind "s" set, "z" zset)
 --   ad : [[key#, "s", member, ...] | [key#, "z", score, member, ...] |
 --         [key#, "g", lon, lat, member], ...] index members to add
---   dk : [key#, ...] keys to delete (UnsafeColumn structures)
---   ek : [key#, seconds] set a TTL on that key (entity expiry), [] for none
+--   dk : [key#, ...] extra keys to delete (UnsafeColumn structures)
+-- ARGV[2]: JSON list of reference checks [[key#, min, max, member, ...], ...]: the zset
+--   members with min <= score <= max must be exactly these (else: replan)
 -- returns: {"ok"}
---        | {"race", field, ...}                  stored values differ from rc
---        | {"unique", n}                         u[n] is owned by another pk
---        | {"stale", bookkeeping|nil, legacy, field, value|nil, ...}
---                                                stored bookkeeping or ex differs: replan
-local pk = ARGV[1]
-local plan = cjson.decode(ARGV[2])
-local ent = KEYS[1]
+--        | {"race", n, field, ...}        plan n: stored values differ from rc
+--        | {"unique", n, i}               plan n: u[i] is owned by another pk
+--        | {"stale", n, bookkeeping|nil, legacy, field, value|nil, ...}
+--                                         plan n: stored bookkeeping or ex differs
+--        | {"changed", i}                 reference check i failed
+local plans = cjson.decode(ARGV[1])
+local refs = cjson.decode(ARGV[2] or '[]')
 local null = cjson.null
 
 local function list(v)
@@ -46,80 +49,113 @@ local function chunked(cmd, key, items, first, step)
   end
 end
 
-local rc, ex = list(plan.rc), list(plan.ex)
+-- 1. checks, for every plan, before anything is written
+local owns = {}
+local legacies = {}
+for n, plan in ipairs(plans) do
+  local pk = plan.pk
+  local ent = KEYS[plan.k]
+  local rc, ex = list(plan.rc), list(plan.ex)
+  local legacy = redis.call('HGET', KEYS[plan.l], pk)
+  local fields = {'-index-data-'}
+  for _, p in ipairs(rc) do fields[#fields + 1] = p[1] end
+  for _, p in ipairs(ex) do fields[#fields + 1] = p[1] end
+  local vals = redis.call('HMGET', ent, unpack(fields))
 
--- 1. read everything the checks need
-local legacy = redis.call('HGET', KEYS[2], pk)
-local fields = {'-index-data-'}
-for _, p in ipairs(rc) do fields[#fields + 1] = p[1] end
-for _, p in ipairs(ex) do fields[#fields + 1] = p[1] end
-local vals = redis.call('HMGET', ent, unpack(fields))
+  local raced = {'race', n}
+  for i, p in ipairs(rc) do
+    if vals[i + 1] ~= p[2] then raced[#raced + 1] = p[1] end
+  end
+  if #raced > 2 then return raced end
 
--- 2. race check
-local raced = {'race'}
-for i, p in ipairs(rc) do
-  if vals[i + 1] ~= p[2] then raced[#raced + 1] = p[1] end
-end
-if #raced > 1 then return raced end
-
--- 3. is the plan built on what is really stored?
-local stored = legacy or vals[1]
-local isleg = 0
-if legacy then isleg = 1 end
-local ob = plan.ob
-if ob == nil or ob == null then ob = false end
-local stale = (stored ~= ob) or (isleg ~= (plan.ol or 0))
-local base = 1 + #rc
-for i, p in ipairs(ex) do
-  local want = p[2]
-  if want == null then want = false end
-  if vals[base + i] ~= want then stale = true end
-end
-if stale then
-  local out = {'stale', stored, isleg}
+  local stored = legacy or vals[1]
+  local isleg = 0
+  if legacy then isleg = 1 end
+  local ob = plan.ob
+  if ob == nil or ob == null then ob = false end
+  local stale = (stored ~= ob) or (isleg ~= (plan.ol or 0))
+  local base = 1 + #rc
   for i, p in ipairs(ex) do
-    out[#out + 1] = p[1]
-    out[#out + 1] = vals[base + i]
+    local want = p[2]
+    if want == null then want = false end
+    if vals[base + i] ~= want then stale = true end
   end
-  return out
+  if stale then
+    local out = {'stale', n, stored, isleg}
+    for i, p in ipairs(ex) do
+      out[#out + 1] = p[1]
+      out[#out + 1] = vals[base + i]
+    end
+    return out
+  end
+  legacies[n] = isleg
+
+  local own = {}
+  for i, p in ipairs(list(plan.u)) do
+    local cur = redis.call('HGET', KEYS[p[1]], p[2])
+    if cur and cur ~= pk then
+      -- owned by another entity of this same call that gives it up: allowed
+      local freed = false
+      for m, other in ipairs(plans) do
+        if m ~= n and other.pk == cur and KEYS[other.k] ~= ent then
+          for _, r in ipairs(list(other.ur)) do
+            if KEYS[r[1]] == KEYS[p[1]] and r[2] == p[2] then freed = true end
+          end
+        end
+      end
+      if not freed then return {'unique', n, i} end
+    end
+    if cur ~= pk then own[#own + 1] = p end
+  end
+  owns[n] = own
+end
+for i, r in ipairs(refs) do
+  local members = redis.call('ZRANGEBYSCORE', KEYS[r[1]], r[2], r[3])
+  if #members ~= #r - 3 then return {'changed', i} end
+  local want = {}
+  for j = 4, #r do want[r[j]] = true end
+  for _, m in ipairs(members) do
+    if not want[m] then return {'changed', i} end
+  end
 end
 
--- 4. unique check
-local own = {}
-for i, p in ipairs(list(plan.u)) do
-  local cur = redis.call('HGET', KEYS[p[1]], p[2])
-  if cur and cur ~= pk then return {'unique', i} end
-  if not cur then own[#own + 1] = p end
-end
-
--- 5. writes (nothing below can be refused by a check)
-if plan.d == 1 then
-  redis.call('DEL', ent)
-else
-  local hs = list(plan.hs)
-  if #hs > 0 then chunked('HSET', ent, hs, 1, 1000) end
-  local hd = list(plan.hd)
-  if #hd > 0 then chunked('HDEL', ent, hd, 1, 1000) end
-end
-for _, p in ipairs(own) do redis.call('HSET', KEYS[p[1]], p[2], pk) end
-for _, p in ipairs(list(plan.ur)) do
-  if redis.call('HGET', KEYS[p[1]], p[2]) == pk then redis.call('HDEL', KEYS[p[1]], p[2]) end
-end
-if isleg == 1 then redis.call('HDEL', KEYS[2], pk) end
-for _, r in ipairs(list(plan.rm)) do
-  local cmd = 'ZREM'
-  if r[2] == 's' then cmd = 'SREM' end
-  chunked(cmd, KEYS[r[1]], r, 3, 1000)
-end
-for _, a in ipairs(list(plan.ad)) do
-  local kind = a[2]
-  if kind == 's' then
-    chunked('SADD', KEYS[a[1]], a, 3, 1000)
-  elseif kind == 'z' then
-    chunked('ZADD', KEYS[a[1]], a, 3, 1000)
+-- 2. writes (nothing below can be refused by a check)
+for n, plan in ipairs(plans) do
+  local ent = KEYS[plan.k]
+  if plan.d == 1 then
+    redis.call('DEL', ent)
   else
-    redis.call('GEOADD', KEYS[a[1]], a[3], a[4], a[5])
+    local hs = list(plan.hs)
+    if #hs > 0 then chunked('HSET', ent, hs, 1, 1000) end
+    local hd = list(plan.hd)
+    if #hd > 0 then chunked('HDEL', ent, hd, 1, 1000) end
   end
 end
-for _, k in ipairs(list(plan.dk)) do redis.call('DEL', KEYS[k]) end
+for n, plan in ipairs(plans) do
+  local pk = plan.pk
+  for _, p in ipairs(list(plan.ur)) do
+    if redis.call('HGET', KEYS[p[1]], p[2]) == pk then redis.call('HDEL', KEYS[p[1]], p[2]) end
+  end
+end
+for n, plan in ipairs(plans) do
+  local pk = plan.pk
+  for _, p in ipairs(owns[n]) do redis.call('HSET', KEYS[p[1]], p[2], pk) end
+  if legacies[n] == 1 then redis.call('HDEL', KEYS[plan.l], pk) end
+  for _, r in ipairs(list(plan.rm)) do
+    local cmd = 'ZREM'
+    if r[2] == 's' then cmd = 'SREM' end
+    chunked(cmd, KEYS[r[1]], r, 3, 1000)
+  end
+  for _, a in ipairs(list(plan.ad)) do
+    local kind = a[2]
+    if kind == 's' then
+      chunked('SADD', KEYS[a[1]], a, 3, 1000)
+    elseif kind == 'z' then
+      chunked('ZADD', KEYS[a[1]], a, 3, 1000)
+    else
+      redis.call('GEOADD', KEYS[a[1]], a[3], a[4], a[5])
+    end
+  end
+  for _, k in ipairs(list(plan.dk)) do redis.call('DEL', KEYS[k]) end
+end
 return {'ok'}
