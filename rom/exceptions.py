@@ -86,3 +86,11 @@ class UnsafeError(ColumnError):
 
 class BulkError(ORMError):
     """Kept for compatibility with rom 1.x; never raised."""
+
+
+class DurabilityError(ORMError):
+    """Fewer replicas than asked acknowledged a write (see ``rom.util.set_durability``).
+
+    The write reached the master; it may be lost if the master fails before a replica
+    receives it.  Not part of rom 1.x (outside ``__all__``).
+    """

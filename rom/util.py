@@ -176,6 +176,24 @@ def _connect(obj: Any) -> Any:
     return util.get_connection()
 
 
+#: ``(replicas, timeout_seconds)`` every write waits for, or ``None`` (see set_durability)
+DURABILITY: tuple[int, float] | None = None
+
+
+def set_durability(replicas: int = 1, timeout: float = 1.0) -> None:
+    """Make every save and delete wait until ``replicas`` replicas have it (``WAIT``).
+
+    A write that returns has then been acknowledged by the replicas, so it survives the
+    failover of its master.  ``set_durability(0)`` turns waiting off (the default).  A model
+    can override this with a class attribute ``_durability = (replicas, timeout)``.
+    Raises :class:`rom.exceptions.DurabilityError` when too few replicas answer in time.
+    """
+    global DURABILITY
+    if replicas < 0 or timeout < 0:
+        raise ValueError("replicas and timeout must not be negative")
+    DURABILITY = (int(replicas), float(timeout)) if replicas else None
+
+
 def use_null_session() -> None:
     """Make threads keep no identity map by default (entities already cached stay)."""
     global NULL_SESSION

@@ -22,6 +22,7 @@ from redis.exceptions import ResponseError
 from .encoding import _encode_unique_constraint, _prefix_score, latin1_text, score_text, to_text
 from .exceptions import (
     ColumnError,
+    DurabilityError,
     DataRaceError,
     EntityDeletedError,
     ORMError,
@@ -521,6 +522,7 @@ def execute(conn: Any, states: Sequence[_State], refs: Any = None) -> None:
         if status == "ok":
             for state in states:
                 state.done()
+            wait_for_replicas(conn, states[0].model, batch.keys[0])
             return
         if status == "changed":
             raise ReferencesChanged(int(result[1]))
@@ -532,6 +534,34 @@ def execute(conn: Any, states: Sequence[_State], refs: Any = None) -> None:
             raise state.unique(int(result[2]))
         state.stale(result)
     raise ORMError("Could not write: the stored index data keeps changing")
+
+
+def wait_for_replicas(conn: Any, model: Any, key: str) -> None:
+    """Block until the configured number of replicas acknowledged the write (opt-in).
+
+    The setting is the model's ``_durability = (replicas, timeout_seconds)`` or the global
+    one from :func:`rom.util.set_durability`.  Too few acknowledgements raise
+    :class:`rom.exceptions.DurabilityError`: the write reached the master but may be lost
+    if the master fails before a replica has it.
+    """
+    setting = getattr(model, "_durability", None)
+    if setting is None:
+        from . import util
+
+        setting = util.DURABILITY
+    if not setting or not setting[0]:
+        return
+    replicas, timeout = setting
+    millis = max(0, int(timeout * 1000))
+    if is_cluster(conn):
+        node = conn.get_node_from_key(key)
+        acked = conn.execute_command("WAIT", replicas, millis, target_nodes=node)
+    else:
+        acked = conn.execute_command("WAIT", replicas, millis)
+    if int(acked) < replicas:
+        raise DurabilityError(
+            f"The write to {key} reached {acked} of {replicas} replicas within {timeout}s"
+        )
 
 
 def save_entity(entity: Any, full: bool = False, force: bool = False) -> int:

