@@ -156,6 +156,28 @@ for m, r in zip(masters, replicas):
 PY
 }
 
+# one cluster node on port $1, with the flags every node of this cluster uses
+start_node() {
+    local p=$1
+    "$REDIS_SERVER" --bind "$HOST" --port "$p" \
+        --cluster-enabled yes --cluster-config-file "nodes-$p.conf" \
+        --cluster-node-timeout 2000 --appendonly no --save "" --repl-diskless-sync-delay 0 \
+        --daemonize yes --pidfile "$DIR/$p.pid" --dir "$DIR" --logfile "$DIR/$p.log" \
+        || die "redis-server failed to start on port $p"
+}
+
+# restart one node (e.g. a killed master, which rejoins as a replica)
+do_node() {
+    [[ -n "${1:-}" ]] || die "usage: $0 node PORT"
+    find_binaries
+    start_node "$1"
+    local deadline=$((SECONDS + 20))
+    until ping "$1"; do
+        ((SECONDS < deadline)) || die "node $HOST:$1 did not answer PING"
+        sleep 0.1
+    done
+}
+
 do_start() {
     local base=${1:-7000}
     [[ "$base" =~ ^[0-9]+$ ]] || die "BASEPORT must be a number, got '$base'"
@@ -174,11 +196,7 @@ do_start() {
     done
 
     for p in "${PORTS[@]}"; do
-        "$REDIS_SERVER" --bind "$HOST" --port "$p" \
-            --cluster-enabled yes --cluster-config-file "nodes-$p.conf" \
-            --cluster-node-timeout 2000 --appendonly no --save "" --repl-diskless-sync-delay 0 \
-            --daemonize yes --pidfile "$DIR/$p.pid" --dir "$DIR" --logfile "$DIR/$p.log" \
-            || die "redis-server failed to start on port $p"
+        start_node "$p"
     done
 
     local deadline=$((SECONDS + TIMEOUT))
@@ -214,8 +232,9 @@ do_start() {
 case "${1:-}" in
     start) shift; do_start "$@" ;;
     stop) do_stop ;;
+    node) shift; do_node "$@" ;;
     *)
-        echo "usage: $0 start [BASEPORT] | stop" >&2
+        echo "usage: $0 start [BASEPORT] | node PORT | stop" >&2
         exit 2
         ;;
 esac
