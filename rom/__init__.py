@@ -46,6 +46,7 @@ from .columns import (
     Time,
     UnsafeColumn,
 )
+from .encoding import _encode_unique_constraint, _prefix_score
 from .exceptions import (
     ColumnError,
     DataRaceError,
@@ -72,8 +73,6 @@ from .util import (
     SIMPLE_CI,
     ClassProperty,
     _connect,
-    _encode_unique_constraint,
-    _prefix_score,
     _script_load,
     session,
 )

@@ -15,19 +15,15 @@ import math
 from collections.abc import Callable
 from typing import Any, ClassVar, Generic, TypeVar, overload
 
+from . import keygens as _keygens
 from .encoding import dt2ts, latin1_text, t2ts, ts2dt, ts2t
 from .exceptions import ColumnError, InvalidColumnValue, InvalidOperation, ORMError
-from .keygens import (
-    FULL_TEXT,
-    IDENTITY,
-    IDENTITY_STRING,
-    STRING_INDEX_KEYGENS_STR,
-    _boolean_keygen,
-    _numeric_keygen,
-)
 from .session import session
 
 __all__ = [
+    "MODELS",
+    "MODELS_REFERENCED",
+    "ON_DELETE",
     "Boolean",
     "Column",
     "Date",
@@ -38,10 +34,7 @@ __all__ = [
     "IndexOnly",
     "Integer",
     "Json",
-    "MODELS",
-    "MODELS_REFERENCED",
     "ManyToOne",
-    "ON_DELETE",
     "OneToMany",
     "OneToOne",
     "PrimaryKey",
@@ -155,7 +148,9 @@ class Column(_Column, Generic[T]):
         allowed = self._allowed
         if not allowed and not self._relation:
             raise ColumnError(f"Missing valid _allowed attribute on {type(self).__name__}")
-        if self._unique and not (is_string(allowed) or int in allowed or self._relation):
+        # bool counts as an integer type here (API.md §3.2), so Boolean(unique=True) is fine
+        integer = any(issubclass(t, int) for t in allowed)
+        if self._unique and not (is_string(allowed) or integer or self._relation):
             raise ColumnError("Unique columns can only be strings or integers")
         if keygen and keygen2:
             raise ColumnError("Can only provide one of keygen or keygen2")
@@ -165,7 +160,7 @@ class Column(_Column, Generic[T]):
         numeric = is_numeric(allowed) or self._relation
         if self._index and not numeric:
             if bool in allowed:
-                keygen = keygen or _boolean_keygen
+                keygen = keygen or _keygens._boolean_keygen
             elif not keygen and not is_string(allowed):
                 raise ColumnError(
                     f"Non-numeric {type(self).__name__} column with index=True must provide keygen"
@@ -174,16 +169,16 @@ class Column(_Column, Generic[T]):
             if self._index:
                 raise ColumnError(
                     f"Indexed string columns must provide a keygen argument from: "
-                    f"{STRING_INDEX_KEYGENS_STR} (or a callable of your own)"
+                    f"{_keygens.STRING_INDEX_KEYGENS_STR} (or a callable of your own)"
                 )
             if self._prefix or self._suffix:
                 # rom 1.x refuses this; a whole-value keygen is what prefix/suffix users mean.
-                keygen = IDENTITY_STRING if bytes in allowed else IDENTITY
+                keygen = _keygens.IDENTITY_STRING if bytes in allowed else _keygens.IDENTITY
         if not keygen:
             if self._index:
-                keygen = _numeric_keygen
+                keygen = _keygens._numeric_keygen
             elif self._prefix or self._suffix:
-                keygen = FULL_TEXT
+                keygen = _keygens.FULL_TEXT
         self._keygen = keygen
 
     # -- descriptor protocol -----------------------------------------------------------
@@ -295,8 +290,11 @@ class Integer(Column[T]):
             try:
                 return int(text)
             except ValueError:
-                number = decimal.Decimal(text)
-                if number != number.to_integral_value():
+                try:  # '5.0', '1e3': integral values written in another notation
+                    number = decimal.Decimal(text)
+                except decimal.InvalidOperation:
+                    number = None
+                if number is None or not number.is_finite() or number != int(number):
                     raise
                 return int(number)
         if isinstance(value, float) and not math.isfinite(value):
@@ -433,6 +431,8 @@ class Date(Column[T]):
     def _check(self, value: Any) -> Any:
         if not isinstance(value, datetime.date):
             raise self._bad(value)
+        if isinstance(value, datetime.datetime) and value.tzinfo is not None:
+            value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
         return value
 
 
@@ -567,7 +567,7 @@ class _Ref:
 
     __slots__ = ("id",)
 
-    def __init__(self, id: int) -> None:  # noqa: A002
+    def __init__(self, id: int) -> None:
         self.id = id
 
     def __repr__(self) -> str:
@@ -781,7 +781,10 @@ class OneToMany(Column[T]):
         model = _lookup_model(self._ftable)
         attr = self._reverse_column()
         pk = obj._data.get(obj._pkey)
-        return model.get_by(**{attr: pk})
+        # get_by(attr=pk) read straight from the score index: ordered by pk text, as in rom
+        conn = model._connection
+        ids = conn.zrangebyscore(model._keyspace(conn).score(attr), pk, pk)
+        return model.get([int(i) for i in ids])
 
     def __set__(self, obj: Any, value: Any) -> None:
         raise InvalidOperation("Cannot assign to a OneToMany column")
@@ -815,7 +818,8 @@ class IndexOnly(Column[T]):
             raise ValueError("IndexOnly needs either column and keygen, or keygen2")
         if keygen2 is None:
             assert keygen is not None
-            source, kg = column, keygen
+            source: str = column or ""
+            kg = keygen
 
             def keygen2(attr: str, data: dict[str, Any]) -> Any:
                 return kg(data.get(source))

@@ -106,7 +106,7 @@ def _bigint_to_float(v: int) -> float:
     return float(struct.unpack("<d", struct.pack("<Q", (v + (1 << 52)) & 0xFFFFFFFFFFFFFFFF))[0])
 
 
-def _prefix_score(v: str | bytes, next: bool = False) -> float:  # noqa: A002 - rom's name
+def _prefix_score(v: str | bytes, next: bool = False) -> float:
     """Order-preserving score of the first 7 bytes of ``v`` (STORAGE.md §4.7)."""
     if isinstance(v, str):
         v = v.encode("utf-8")

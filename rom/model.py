@@ -45,6 +45,7 @@ from .exceptions import (
 )
 from .index import GeneralIndex, GeoIndex
 from .keygens import STRING_SORT_KEYGENS
+from . import expiry
 from .keys import KeySpace, is_cluster
 from .session import session
 from .util import ClassProperty, _connect
@@ -54,6 +55,10 @@ __all__ = ["AttrDict", "Model", "_ModelMetaclass", "_zrange_limit_iterator"]
 
 M = TypeVar("M", bound="Model")
 _STRING_SORT_KEYGENS = [kg.__name__ for kg in STRING_SORT_KEYGENS]
+
+
+#: UnsafeColumn names that would collide with index key suffixes (API.md §3.8)
+_UNSAFE_RESERVED = frozenset({"idx", "uidx", "pre", "suf", "geo"})
 
 
 def _normalize_unique_together(name: str, groups: Any, columns: dict[str, Any], pkey: str) -> set[tuple[str, ...]]:
@@ -93,12 +98,15 @@ class _ModelMetaclass(type):
         columns: dict[str, _Column] = {}
         for base in bases:
             if isinstance(base, _ModelMetaclass) and base.__dict__.get("_namespace") != "Model":
-                for attr, col in base._columns.items():
+                inherited: dict[str, _Column] = vars(base)["_columns"]
+                for attr, col in inherited.items():
                     columns[attr] = _copy.copy(col)
         for attr, value in list(dct.items()):
             if isinstance(value, _Column):
-                columns.pop(attr, None)
-                columns[attr] = value
+                columns[attr] = value  # an override keeps the inherited column's position
+            if isinstance(value, UnsafeColumn) and attr in _UNSAFE_RESERVED:
+                # rom 1.x asserts this; raised here so it is not wrapped by __set_name__
+                raise AssertionError(f"UnsafeColumn cannot be named {attr!r} on {name}")
         pks = [a for a, c in columns.items() if isinstance(c, PrimaryKey)]
         if len(pks) > 1:
             raise ColumnError(f"Model {name} has more than one primary key: {pks}")
@@ -110,7 +118,7 @@ class _ModelMetaclass(type):
         for attr, col in columns.items():
             dct[attr] = col
         dct["_namespace"] = namespace
-        cls = super().__new__(mcs, name, bases, dct)
+        cls: Any = super().__new__(mcs, name, bases, dct)
         for attr, col in columns.items():
             col._attr = attr
             col._model = cls
@@ -148,6 +156,13 @@ class _ModelMetaclass(type):
         cls._unsafe_columns = [a for a, c in columns.items() if isinstance(c, UnsafeColumn)]
         cls._column_count = sum(1 for c in columns.values() if not isinstance(c, UnsafeColumn))
         cls._ks = (KeySpace(namespace), KeySpace(namespace, cluster=True))
+        cls._has_expiry = any("_ttl" in vars(b) for b in cls.__mro__)
+        if cls._has_expiry:
+            ttl = cls._ttl
+            if ttl is not None and (
+                isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not ttl > 0
+            ):
+                raise ORMError(f"_ttl of {name} must be a positive number of seconds or None")
         _check_one_to_many(cls)
         MODELS[name] = cls
         MODELS[namespace] = cls
@@ -178,7 +193,7 @@ def _check_one_to_many(cls: Any) -> None:
                     f"{cls.__name__} has a OneToMany to {other.__name__}, which has several "
                     "references back; name the column: OneToMany(ftable, column)"
                 )
-    for attr, col in cls._columns.items():
+    for col in cls._columns.values():
         if isinstance(col, ManyToOne):
             other = MODELS.get(col._ftable)
             if other is None or _ref_count(cls, other) < 2:
@@ -230,6 +245,8 @@ class Model(metaclass=_ModelMetaclass):
     _unsafe_columns: ClassVar[list[str]]
     _column_count: ClassVar[int]
     _ks: ClassVar[tuple[KeySpace, KeySpace]]
+    _has_expiry: ClassVar[bool]
+    _ttl: ClassVar[float | None]
 
     _data: dict[str, Any]
     _last: dict[str, str]
@@ -242,8 +259,10 @@ class Model(metaclass=_ModelMetaclass):
     def __init__(self, **kwargs: Any) -> None:
         cls = type(self)
         if kwargs.pop("_loading", False):
-            kwargs.pop("_bypass_session_entirely", None)
-            self._init_loaded({k: v for k, v in kwargs.items()})
+            bypass = kwargs.pop("_bypass_session_entirely", False)
+            self._init_loaded(dict(kwargs))
+            if not bypass:
+                session.add(self)
             return
         extra_ok = kwargs.pop("_extra_ok", False)
         bypass = kwargs.pop("_bypass_session_entirely", False)
@@ -300,8 +319,6 @@ class Model(metaclass=_ModelMetaclass):
     # -- loading ----------------------------------------------------------------------------
     def _init_loaded(self, fields: dict[str, Any]) -> None:
         cls = type(self)
-        self._new = self._modified = self._deleted = False
-        self._last_legacy = False
         data: dict[str, Any] = {}
         last: dict[str, str] = {}
         try:
@@ -322,9 +339,12 @@ class Model(metaclass=_ModelMetaclass):
                 raise InvalidColumnValue(
                     f"Cannot load column {attr!r} of {cls.__name__} from {text!r:.100}: {err}"
                 ) from err
+        # only now that everything converted: a failed load leaves the entity unchanged
         self._data = data
         self._last = last
         self._last_bk = texts.get(BOOKKEEPING)
+        self._last_legacy = False
+        self._new = self._modified = self._deleted = False
 
     @classmethod
     def _from_hash(cls: type[M], raw: dict[Any, Any], add: bool = True) -> M | None:
@@ -443,7 +463,11 @@ class Model(metaclass=_ModelMetaclass):
         cls = type(self)
         conn = cls._connection
         pk = self._data[cls._pkey]
-        raw = conn.hgetall(cls._keyspace(conn).entity(pk))
+        if cls._has_expiry:
+            raw, expires_at = expiry.fetch(cls, conn, [pk])[0]
+            self._expires_at = expires_at
+        else:
+            raw = conn.hgetall(cls._keyspace(conn).entity(pk))
         if not raw:
             self._deleted = True
             session.forget(self)
@@ -453,10 +477,27 @@ class Model(metaclass=_ModelMetaclass):
         self._init_loaded(raw)
         self.__dict__.pop("_unsafe", None)
 
+    # -- expiry (models that declare ``_ttl``, see rom.expiry) ------------------------------
+    def expire(self, seconds: float) -> None:
+        """Make the entity expire ``seconds`` from now (at its first save if it is new)."""
+        expiry.expire(self, seconds)
+
+    def expire_at(self, when: Any) -> None:
+        """Make the entity expire at ``when``: a unix time or a datetime (naive = UTC)."""
+        expiry.expire_at(self, when)
+
+    def persist(self) -> None:
+        """Remove the entity's expiry."""
+        expiry.persist(self)
+
+    def ttl(self) -> float | None:
+        """Seconds until the entity expires, ``None`` if it has no expiry."""
+        return expiry.ttl(self)
+
     def to_dict(self) -> dict[str, Any]:
         """A shallow copy of the column values (references loaded)."""
         out = dict(self._data)
-        for attr, col in self._relations:
+        for attr, _col in self._relations:
             if isinstance(out.get(attr), _Ref):
                 out[attr] = getattr(self, attr)
         for attr, col in self._columns.items():
@@ -475,7 +516,7 @@ class Model(metaclass=_ModelMetaclass):
 
     def update(self: M, *args: Any, **kwargs: Any) -> M:
         """Assign positional values in column order, then keyword values; does not save."""
-        for (attr, col), value in zip(self._columns.items(), args):
+        for (attr, col), value in zip(self._columns.items(), args, strict=False):
             if isinstance(col, UnsafeColumn):
                 raise AttributeError(f"Cannot assign to UnsafeColumn {attr!r}")
             setattr(self, attr, value)
@@ -494,6 +535,8 @@ class Model(metaclass=_ModelMetaclass):
         conn = cls._connection
         ks = cls._keyspace(conn)
         ns = cls._namespace
+        if cls._has_expiry:
+            return _get_expiring(cls, conn, ids)
         if not isinstance(ids, (list, tuple, set, frozenset)):
             pk = int(ids)
             obj = session.get(f"{ns}:{pk}")
@@ -515,7 +558,7 @@ class Model(metaclass=_ModelMetaclass):
             pipe = conn.pipeline(transaction=False)
             for pk in missing:
                 pipe.hgetall(ks.entity(pk))
-            for pk, raw in zip(missing, pipe.execute()):
+            for pk, raw in zip(missing, pipe.execute(), strict=True):
                 obj = cls._from_hash(raw)
                 if obj is not None:
                     found[pk] = obj
@@ -529,7 +572,7 @@ class Model(metaclass=_ModelMetaclass):
                 return latin1_text(value)
             return value if isinstance(value, str) else str(value)
         try:
-            return col._to_redis(col._construct(value))
+            return str(col._to_redis(col._construct(value)))
         except (InvalidColumnValue, ORMError):
             return None
 
@@ -547,7 +590,10 @@ class Model(metaclass=_ModelMetaclass):
         ):
             raise QueryError("Limit must be a 2-tuple of (offset, count)")
         if len(kwargs) != 1:
-            raise QueryError("We can only fetch object(s) by exactly one attribute, you provided %s" % (len(kwargs),))
+            raise QueryError(
+                "We can only fetch object(s) by exactly one attribute, "
+                f"you provided {len(kwargs)}"
+            )
         attr, value = next(iter(kwargs.items()))
         if isinstance(value, tuple) and len(value) != 2:
             raise QueryError("Range queries must include exactly two endpoints")
@@ -571,15 +617,13 @@ class Model(metaclass=_ModelMetaclass):
             raise QueryError("Cannot query on a column without an index")
         if isinstance(value, NUMERIC_TYPES) and not isinstance(value, bool):
             value = (value, value)
-        if isinstance(value, tuple):
-            query = cls.query.filter(**{attr: value})
-            if limit:
-                query = query.limit(*limit)
-            return query.all()
         query = cls.query.filter(**{attr: value})
         if limit:
             query = query.limit(*limit)
-        return query.all()
+        found = query.all()
+        for obj in found:  # loading through get_by keeps entities, as get() does
+            session.add(obj)
+        return found
 
     @classmethod
     def does_not_startwith(cls, attr: str, values: Any, blocksize: int = 100) -> Iterator[Any]:
@@ -612,6 +656,31 @@ class Model(metaclass=_ModelMetaclass):
 
         transfer(self, other, attr, value, txn_model, txn_attr, decimal_places,
                  refresh_entities, refresh_index)
+
+
+def _get_expiring(cls: Any, conn: Any, ids: Any) -> Any:
+    """``Model.get`` for models with expiry: one Lua call that skips expired entities."""
+    ns = cls._namespace
+    many = isinstance(ids, (list, tuple, set, frozenset))
+    pks = [int(i) for i in ids] if many else [int(ids)]
+    found: dict[int, Any] = {}
+    missing: list[int] = []
+    for pk in pks:
+        obj = session.get(f"{ns}:{pk}")
+        if obj is not None and expiry.is_expired(obj):
+            session.forget(obj)
+            obj = None
+        if obj is not None:
+            found[pk] = obj
+        elif pk not in missing and pk not in found:
+            missing.append(pk)
+    if missing:
+        for pk, obj in zip(missing, expiry.load(cls, conn, missing)):
+            if obj is not None:
+                found[pk] = obj
+    if not many:
+        return found.get(pks[0])
+    return [found[pk] for pk in pks if pk in found]
 
 
 def _zrange_limit_iterator(conn: Any, key: str, vstart: Any, end: Any, count: int = 100) -> Iterator[Any]:

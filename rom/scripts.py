@@ -52,7 +52,8 @@ def get_script(name: str) -> Script:
     """The script ``rom/lua/<name>.lua``, read from the package once per process."""
     script = _CACHE.get(name)
     if script is None:
-        source = importlib.resources.files("rom").joinpath("lua", name + ".lua").read_text("utf-8")
+        folder = importlib.resources.files("rom").joinpath("lua")
+        source = folder.joinpath(name + ".lua").read_text("utf-8")
         script = _CACHE[name] = Script(source, name)
     return script
 

@@ -94,17 +94,19 @@ class Session(threading.local):
         self.known.clear()
         self.wknown.clear()
 
-    def flush(self, full: bool = False, all: bool = False, force: bool = False) -> int:  # noqa: A002
+    def flush(self, full: bool = False, all: bool = False, force: bool = False) -> int:
         """Save every modified entity of this thread; returns the number of changed columns."""
         return self.save(*list(self.known.values()), full=full, all=all, force=force)
 
-    def commit(self, full: bool = False, all: bool = False, force: bool = False) -> int:  # noqa: A002
+    def commit(self, full: bool = False, all: bool = False, force: bool = False) -> int:
         """:meth:`flush`, then forget the strongly held entities."""
         changes = self.flush(full=full, all=all, force=force)
         self.known.clear()
         return changes
 
-    def save(self, *objects: Any, full: bool = False, all: bool = False, force: bool = False) -> int:  # noqa: A002
+    def save(
+        self, *objects: Any, full: bool = False, all: bool = False, force: bool = False
+    ) -> int:
         """Save the given entities (lists allowed) that are modified (or all, ``all=True``).
 
         Entities of one model namespace group are written in one atomic call where

@@ -127,7 +127,10 @@ def _make_client(*args: Any, **kwargs: Any) -> Any:
 
         service = kwargs.pop("service_name", "mymaster")
         sentinel_kwargs = kwargs.pop("sentinel_kwargs", None)
-        return Sentinel(sentinels, sentinel_kwargs=sentinel_kwargs, **kwargs).master_for(service)
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            sentinels, sentinel_kwargs=sentinel_kwargs, **kwargs
+        )
+        return sentinel.master_for(service)  # type: ignore[no-untyped-call]
     if kwargs.pop("cluster", False):
         from redis.cluster import RedisCluster
 
@@ -220,7 +223,7 @@ class ClassProperty:
     def __init__(
         self,
         get: Callable[[Any], Any],
-        set: Callable[[Any, Any], None] | None = None,  # noqa: A002
+        set: Callable[[Any, Any], None] | None = None,
         delete: Callable[[Any], None] | None = None,
     ) -> None:
         self.get = get
@@ -247,7 +250,7 @@ class ClassProperty:
         """A copy with another getter."""
         return ClassProperty(get, self.set, self.delete)
 
-    def setter(self, set: Callable[[Any, Any], None]) -> ClassProperty:  # noqa: A002
+    def setter(self, set: Callable[[Any, Any], None]) -> ClassProperty:
         """A copy with another setter."""
         return ClassProperty(self.get, set, self.delete)
 
@@ -256,6 +259,7 @@ class ClassProperty:
         return ClassProperty(self.get, self.set, delete)
 
 
+from .expiry import expire_sweep  # noqa: E402
 from .locks import EntityLock, Lock  # noqa: E402
 from .maintenance import (  # noqa: E402
     clean_old_index,

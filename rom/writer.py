@@ -14,12 +14,12 @@ import json
 import math
 import warnings
 from collections.abc import Iterable, Sequence
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from redis.exceptions import ResponseError
 
-from .encoding import _encode_unique_constraint, _prefix_score, latin1_text, score_text, to_text
+from .encoding import _encode_unique_constraint, _prefix_score, latin1_text, to_text
 from .exceptions import (
     ColumnError,
     DurabilityError,
@@ -29,6 +29,7 @@ from .exceptions import (
     UniqueKeyViolation,
 )
 from .keygens import LATIN1_KEYGEN_NAMES, SORT_KEYGEN_NAMES
+from . import expiry
 from .keys import KeySpace, is_cluster
 from .scripts import get_script
 
@@ -83,8 +84,6 @@ class IndexEntries:
 
 
 def _item_text(item: Any, latin1: bool, col: Any) -> str:
-    if isinstance(item, str):
-        return item
     if isinstance(item, bytes):
         if latin1:
             return latin1_text(item)
@@ -92,25 +91,49 @@ def _item_text(item: Any, latin1: bool, col: Any) -> str:
             return item.decode("utf-8")
         except UnicodeDecodeError:
             return latin1_text(item)
-    raise ColumnError(f"Keygen of column {col._attr!r} returned a non-string item {item!r:.100}")
+    if not isinstance(item, str):
+        raise ColumnError(
+            f"Keygen of column {col._attr!r} returned a non-string item {item!r:.100}"
+        )
+    try:
+        item.encode("utf-8")
+    except UnicodeEncodeError as err:  # a lone surrogate cannot be part of a key name
+        raise ColumnError(
+            f"Keygen of column {col._attr!r} returned an item that is not valid text "
+            f"{item!r:.100}"
+        ) from err
+    return item
 
 
 def _score(value: Any, col: Any) -> str:
+    """Score text for a keygen's number, checked so that Redis cannot refuse it.
+
+    A ZADD refused inside the write script (NaN, or a number beyond the double range such
+    as ``1 << 1100`` or ``'1e400'``) would leave the hash written and the indexes not, so
+    such values are a :class:`ColumnError` here.  The text sent is canonical (same double).
+    """
     try:
-        number = float(value) if not isinstance(value, (int, Decimal)) else value
-        if isinstance(number, bool):
-            number = int(number)
-        if isinstance(number, float) and math.isnan(number):
-            raise ValueError("NaN")
-        if isinstance(number, Decimal) and number.is_nan():
-            raise ValueError("NaN")
-    except (TypeError, ValueError) as err:
+        if isinstance(value, str):
+            exact = Decimal(value.strip())
+        elif isinstance(value, int):  # bool included
+            exact = Decimal(int(value))
+        elif isinstance(value, Decimal):
+            exact = value
+        else:
+            exact = Decimal(float(value))
+        number = float(exact)
+        if exact.is_nan():
+            raise ValueError("NaN is not a score")
+        if exact.is_finite() and (math.isinf(number) or (number == 0 and exact != 0)):
+            raise ValueError("out of the range of a double")
+    except (TypeError, ValueError, ArithmeticError) as err:
+        detail = "not a number" if isinstance(err, InvalidOperation) else str(err)
         raise ColumnError(
-            f"Keygen of column {col._attr!r} returned an invalid score {value!r:.100}"
+            f"Keygen of column {col._attr!r} returned an invalid score {value!r:.100}: {detail}"
         ) from err
-    if isinstance(value, str):
-        return value.strip()
-    return score_text(number)
+    if exact.is_finite() and exact == exact.to_integral_value() and abs(exact) < 2**53:
+        return str(int(exact))
+    return repr(number)
 
 
 def index_entries(model: Any, data: dict[str, Any]) -> IndexEntries:
@@ -318,9 +341,11 @@ def _unique_values(model: Any, texts: dict[str, str], data: dict[str, Any] | Non
             result = col._keygen(attr, data)
             if result and not isinstance(result, dict):
                 first = next(iter(result))
-                if isinstance(first, bytes):
-                    out[attr] = latin1_text(first)
-                elif first is not None and first != "":
+                if isinstance(first, (bytes, str)):
+                    item = _item_text(first, True, col)
+                    if item:
+                        out[attr] = item
+                elif first is not None:
                     out[attr] = str(first)
             continue
         text = texts.get(attr)
@@ -331,6 +356,27 @@ def _unique_values(model: Any, texts: dict[str, str], data: dict[str, Any] | Non
         if all(v is not None for v in values):
             out[":".join(group)] = _encode_unique_constraint(values)
     return out
+
+
+def _index_sources(model: Any) -> set[str]:
+    """Stored columns whose values determine the entity's index and unique entries."""
+    cols: set[str] = set()
+    whole = bool(model._geo)  # geo callbacks see every value
+    for attr, col in model._indexed_columns:
+        if col._keygen2:  # keygen2 and IndexOnly see every value
+            whole = True
+        else:
+            cols.add(attr)
+    for attr in model._unique:
+        if model._columns[attr]._virtual:
+            whole = True
+        else:
+            cols.add(attr)
+    for group in model._cunique:
+        cols.update(group)
+    if whole:
+        cols.update(attr for attr, _col in model._stored_columns)
+    return cols
 
 
 def _unique_columns(model: Any) -> set[str]:
@@ -383,6 +429,10 @@ class _State:
     def plan(self, batch: Batch) -> dict[str, Any]:
         raise NotImplementedError
 
+    def race(self, cols: list[str]) -> Exception:
+        """The exception for a failed race check of ``cols``."""
+        raise NotImplementedError
+
     def done(self) -> None:
         raise NotImplementedError
 
@@ -414,14 +464,55 @@ class SaveState(_State):
             self.changes = model._column_count
         else:
             self.changes = len(self.changed) + len(self.removed)
-        keydata = dict(data)
-        self.entries = index_entries(model, keydata)
+        self.data = dict(data)
+        # columns whose stored value feeds index or unique entries but that this save does
+        # not write: if another writer changed one, the entries follow the stored value
+        if self.as_new:
+            self.sources: list[str] = []
+        else:
+            skip = set(self.changed) | set(self.removed) | {pkattr}
+            self.sources = sorted(_index_sources(model) - skip)
+        self._merged: tuple[tuple[str, str | None], ...] = ()
+        self._derive(self.data, texts)
+
+    def _derive(self, data: dict[str, Any], texts: dict[str, str]) -> None:
+        self.entries = index_entries(self.model, data)
         self.bookkeeping = self.entries.bookkeeping()
-        self.new_unique = _unique_values(model, texts, keydata)
+        self.new_unique = _unique_values(self.model, texts, data)
+
+    def _merge(self) -> None:
+        """Recompute the entries after a stale answer showed other stored source values.
+
+        rom 1.x rebuilt every index entry from the entity's possibly stale values, so an
+        unwritten indexed column changed by another client got index entries that no longer
+        matched the hash.  Here the entries of such columns follow the stored value (and the
+        hash keeps it); columns this save writes are still race-checked as in rom.
+        """
+        known = self.entity._last
+        merged = tuple(
+            (a, self.last.get(a)) for a in self.sources if self.last.get(a) != known.get(a)
+        )
+        if merged == self._merged:
+            return
+        self._merged = merged
+        data, texts = dict(self.data), dict(self.texts)
+        for attr, text in merged:
+            if text is None:
+                data[attr] = None
+                texts.pop(attr, None)
+                continue
+            try:
+                data[attr] = self.model._columns[attr]._from_redis(text)
+            except (ValueError, TypeError, ArithmeticError, ORMError) as err:
+                raise self.race([attr]) from err
+            texts[attr] = text
+        self._derive(data, texts)
 
     def plan(self, batch: Batch) -> dict[str, Any]:
         model, ks, entity = self.model, self.ks, self.entity
         pkattr = model._pkey
+        if self.sources:
+            self._merge()
         plan = self._common(batch)
         hs: list[str] = []
         for attr, text in self.changed.items():
@@ -434,10 +525,12 @@ class SaveState(_State):
             plan["hd"] = self.removed
         unique_cols = _unique_columns(model)
         if not self.as_new:
-            check = set(self.changed) | set(self.removed) | unique_cols
+            check = set(self.changed) | set(self.removed)
             check.discard(pkattr)
             last = entity._last
             plan["rc"] = [[pkattr, self.pk]] + [[a, last[a]] for a in sorted(check) if a in last]
+            if self.sources:
+                plan["ex"] = [[a, self.last.get(a)] for a in self.sources]
         elif unique_cols and not entity._new:
             plan["ex"] = [[a, self.last.get(a)] for a in sorted(unique_cols)]
         if self.new_unique:
@@ -448,6 +541,7 @@ class SaveState(_State):
             plan["ur"] = [[batch.key(ks.unique(n)), v] for n, v in release]
         old = parse_bookkeeping(entity._last_bk)
         plan.update(_index_ops(batch, ks, self.pk, old, self.entries, self.full or self.as_new))
+        plan.update(expiry.plan_fields(self, batch, delete=False))
         return plan
 
     def race(self, cols: list[str]) -> Exception:
@@ -496,6 +590,7 @@ class DeleteState(_State):
         unsafe = [batch.key(ks.unsafe(self.pk, attr)) for attr in model._unsafe_columns]
         if unsafe:
             plan["dk"] = unsafe
+        plan.update(expiry.plan_fields(self, batch, delete=True))
         return plan
 
     def race(self, cols: list[str]) -> Exception:  # deletes carry no race check
@@ -503,13 +598,19 @@ class DeleteState(_State):
 
     def done(self) -> None:
         self.entity._last = {}
+        # the hash is gone: a forced re-save must not expect the old bookkeeping
+        self.entity._last_bk = None
+        self.entity._last_legacy = False
 
 
-def execute(conn: Any, states: Sequence[_State], refs: Any = None) -> None:
+def execute(
+    conn: Any, states: Sequence[_State], refs: Any = None, sweeping: bool = False
+) -> None:
     """Run ``states`` as one atomic write, replanning after stale answers.
 
     :param refs: optional callable ``refs(batch)`` adding reference checks (cascades); a
         failed check raises :class:`ReferencesChanged`.
+    :param sweeping: the call is an expiry sweep (no further sweep is started from it)
     """
     for _ in range(_MAX_REPLANS + len(states)):
         batch = Batch()
@@ -522,7 +623,13 @@ def execute(conn: Any, states: Sequence[_State], refs: Any = None) -> None:
         if status == "ok":
             for state in states:
                 state.done()
-            wait_for_replicas(conn, states[0].model, batch.keys[0])
+                if isinstance(state, SaveState):
+                    expiry.written(state)
+            if states:
+                wait_for_replicas(conn, states[0].model, batch.keys[0])
+            if len(result) > 1 and int(result[1]) and not sweeping:
+                for model in {state.model for state in states if state.model._has_expiry}:
+                    expiry.expire_sweep(model, limit=expiry.OPPORTUNISTIC_SWEEP)
             return
         if status == "changed":
             raise ReferencesChanged(int(result[1]))
@@ -533,7 +640,12 @@ def execute(conn: Any, states: Sequence[_State], refs: Any = None) -> None:
             assert isinstance(state, SaveState)
             raise state.unique(int(result[2]))
         state.stale(result)
-    raise ORMError("Could not write: the stored index data keeps changing")
+    # other writers kept changing these entities between our plans: a lost race, which
+    # callers already handle (retry) for saves
+    ns, pk = state.ks.namespace, state.pk
+    raise DataRaceError(
+        f"{ns}:{pk} index data kept changing under concurrent writers, write aborted!", ns, pk
+    )
 
 
 def wait_for_replicas(conn: Any, model: Any, key: str) -> None:

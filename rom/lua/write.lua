@@ -21,9 +21,13 @@
 --   ad : [[key#, "s", member, ...] | [key#, "z", score, member, ...] |
 --         [key#, "g", lon, lat, member], ...] index members to add
 --   dk : [key#, ...] extra keys to delete (UnsafeColumn structures)
+--   x  : key# of the model's expiry index (zset pk -> unix time), for expiring models:
+--        an expired entity counts as deleted (race) and frees its unique values
+--   xs : set the expiry to now + xs seconds      xa : set it to the unix time xa
+--   xr : 1 to remove the expiry (persist)         xe : 1 to require the entity be expired
 -- ARGV[2]: JSON list of reference checks [[key#, min, max, member, ...], ...]: the zset
 --   members with min <= score <= max must be exactly these (else: replan)
--- returns: {"ok"}
+-- returns: {"ok", due}                  due: entries of the expiry indexes already expired
 --        | {"race", n, field, ...}        plan n: stored values differ from rc
 --        | {"unique", n, i}               plan n: u[i] is owned by another pk
 --        | {"stale", n, bookkeeping|nil, legacy, field, value|nil, ...}
@@ -32,6 +36,20 @@
 local plans = cjson.decode(ARGV[1])
 local refs = cjson.decode(ARGV[2] or '[]')
 local null = cjson.null
+
+local now = nil
+local function clock()
+  if not now then
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+  end
+  return now
+end
+
+local function expired(key, member)
+  local score = redis.call('ZSCORE', key, member)
+  return score and tonumber(score) <= clock()
+end
 
 local function list(v)
   if v == nil or v == null then return {} end
@@ -67,6 +85,12 @@ for n, plan in ipairs(plans) do
     if vals[i + 1] ~= p[2] then raced[#raced + 1] = p[1] end
   end
   if #raced > 2 then return raced end
+  if plan.x and #rc > 0 and expired(KEYS[plan.x], pk) then
+    return {'race', n, rc[1][1]}  -- expired: gone, like a deleted entity
+  end
+  if plan.xe == 1 and not expired(KEYS[plan.x], pk) then
+    return {'changed', 0}  -- the sweeper planned on an expiry that was extended
+  end
 
   local stored = legacy or vals[1]
   local isleg = 0
@@ -94,8 +118,9 @@ for n, plan in ipairs(plans) do
   for i, p in ipairs(list(plan.u)) do
     local cur = redis.call('HGET', KEYS[p[1]], p[2])
     if cur and cur ~= pk then
-      -- owned by another entity of this same call that gives it up: allowed
-      local freed = false
+      -- owned by another entity of this same call that gives it up, or by an expired
+      -- entity: allowed
+      local freed = plan.x and expired(KEYS[plan.x], cur)
       for m, other in ipairs(plans) do
         if m ~= n and other.pk == cur and KEYS[other.k] ~= ent then
           for _, r in ipairs(list(other.ur)) do
@@ -157,5 +182,23 @@ for n, plan in ipairs(plans) do
     end
   end
   for _, k in ipairs(list(plan.dk)) do redis.call('DEL', KEYS[k]) end
+  if plan.x then
+    local xkey = KEYS[plan.x]
+    if plan.d == 1 or plan.xr == 1 then
+      redis.call('ZREM', xkey, pk)
+    elseif plan.xs then
+      redis.call('ZADD', xkey, string.format('%.6f', clock() + tonumber(plan.xs)), pk)
+    elseif plan.xa then
+      redis.call('ZADD', xkey, plan.xa, pk)
+    end
+  end
 end
-return {'ok'}
+local due = 0
+local counted = {}
+for _, plan in ipairs(plans) do
+  if plan.x and not counted[plan.x] then
+    counted[plan.x] = true
+    due = due + redis.call('ZCOUNT', KEYS[plan.x], '-inf', clock())
+  end
+end
+return {'ok', due}
