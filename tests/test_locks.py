@@ -7,7 +7,7 @@ import re
 import time
 
 import pytest
-import redis
+from conftest import CLUSTER, make_client
 
 import rom
 from rom import util
@@ -114,7 +114,7 @@ def test_entity_lock_key(conn):
     thing.save()
     lock = util.EntityLock(thing, 0, 10)
     assert isinstance(lock, util.Lock)
-    assert lock.conn is conn
+    assert lock.conn is Thing._connection is util.get_connection()
     with lock:
         assert conn.exists(f"lock:app:thing:{thing.id}")
     assert not conn.exists(f"lock:app:thing:{thing.id}")
@@ -134,9 +134,9 @@ def test_wrong_type_key_is_an_orm_error(conn):
         util.Lock(conn, "odd", 0, 10).acquire()
 
 
-def count_under_lock(url, rounds, queue):
+def count_under_lock(url, cluster, rounds, queue):
     """Increment a counter non-atomically, guarded by the lock."""
-    conn = redis.Redis.from_url(url)
+    conn = make_client(url, cluster)
     got = 0
     for _ in range(rounds):
         with util.Lock(conn, "counter", 10, 5):
@@ -151,7 +151,10 @@ def test_mutual_exclusion_across_processes(conn, server_url):
     """Processes incrementing under one lock lose no update."""
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=count_under_lock, args=(server_url, 25, queue)) for _ in range(4)]
+    procs = [
+        ctx.Process(target=count_under_lock, args=(server_url, CLUSTER, 25, queue))
+        for _ in range(4)
+    ]
     for p in procs:
         p.start()
     done = [queue.get(timeout=60) for _ in procs]
@@ -163,9 +166,9 @@ def test_mutual_exclusion_across_processes(conn, server_url):
     assert not conn.exists("lock:counter")
 
 
-def hold_then_die(url, ready):
+def hold_then_die(url, cluster, ready):
     """Take a lock with a 1 s TTL and exit without releasing it."""
-    conn = redis.Redis.from_url(url)
+    conn = make_client(url, cluster)
     lock = util.Lock(conn, "crash", 0, 1)
     assert lock.acquire()
     ready.set()
@@ -175,7 +178,7 @@ def test_lock_of_a_dead_process_expires(conn, server_url):
     """A lock left by a process that died is free once its TTL has passed."""
     ctx = multiprocessing.get_context("fork")
     ready = ctx.Event()
-    proc = ctx.Process(target=hold_then_die, args=(server_url, ready))
+    proc = ctx.Process(target=hold_then_die, args=(server_url, CLUSTER, ready))
     proc.start()
     assert ready.wait(10)
     proc.join(10)

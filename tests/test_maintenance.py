@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import CLUSTER
 
 import rom
 from rom import util, writer
@@ -263,6 +264,53 @@ def test_clean_unsafe_cols_needs_models(conn):
     """Calling it without models is a ValueError."""
     with pytest.raises(ValueError, match="missing models"):
         util.clean_unsafe_cols()
+
+
+# -- Redis Cluster ----------------------------------------------------------------------------
+
+
+def namespaces_on_every_primary(conn):
+    """One namespace per primary whose slot that primary owns (three names standalone)."""
+    if not CLUSTER:
+        return ["m0", "m1", "m2"]
+    client = conn._client
+    wanted = {node.name for node in client.get_primaries()}
+    chosen = {}
+    for i in range(1000):
+        node = client.get_node_from_key(f"{{m{i}}}").name
+        if node in wanted and node not in chosen:
+            chosen[node] = f"m{i}"
+        if len(chosen) == len(wanted):
+            break
+    assert len(chosen) == len(wanted)
+    return sorted(chosen.values())
+
+
+def test_scans_reach_the_slot_of_every_model(conn):
+    """refresh_indices and clean_unsafe_cols find the keys of models on every primary."""
+    names = namespaces_on_every_primary(conn)
+    models = [
+        type(
+            f"M{i}",
+            (rom.Model,),
+            {"_namespace": ns, "n": rom.Integer(index=True), "box": rom.UnsafeColumn()},
+        )
+        for i, ns in enumerate(names)
+    ]
+    entities = {m: [m(n=i) for i in range(12)] for m in models}
+    rom.session.commit()
+    for model, items in entities.items():
+        for e in items:
+            e.box.sadd("x")
+        conn.delete(f"{model._namespace}:n:idx")
+        conn.delete(f"{model._namespace}:{items[0].id}")
+    for model in models:
+        assert list(util.refresh_indices(model, block_size=5))[-1] == (12, 12)
+        assert conn.zcard(f"{model._namespace}:n:idx") == 11
+    examined, deleted = util.clean_unsafe_cols(*models, block_size=4)
+    assert deleted == len(models)
+    # per model: 11 hashes, 12 unsafe keys, the id counter, the score index
+    assert examined == len(models) * (11 + 12 + 1 + 1)
 
 
 # -- show_progress ----------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import textwrap
 import time
 
 import pytest
-import redis
+from conftest import CLUSTER, TaggedClient, make_client, tag
 
 import rom
 from rom import relations, util, writer
@@ -24,6 +24,17 @@ def dump(conn):
 def load_scripts(conn):
     """Load write.lua so that round-trip counts do not include the first NOSCRIPT."""
     conn.script_load(get_script("write").source)
+
+
+def second_client(server_url):
+    """Another client of the test server, naming keys like ``conn`` does."""
+    client = make_client(server_url)
+    return TaggedClient(client) if CLUSTER else client
+
+
+def keys_of(*entities):
+    """The sorted entity keys as rom writes them (``{ns}:pk`` on a cluster)."""
+    return sorted(tag(f"{type(e)._namespace}:{e.id}") for e in entities)
 
 
 class WriteCalls:
@@ -85,7 +96,8 @@ def test_cascade_chain_deletes_everything(conn):
 
 
 def test_cascade_is_a_single_write_call(conn, round_trips, write_calls):
-    """The whole cascade is written by one script call after two reads per level."""
+    """The whole cascade is written by one script call after two reads per level; on a
+    cluster (one slot per model) by one call per model, deepest level first."""
     A, B, C = chain_models()
     aid, bids, cids = build_chain(A, B, C)
     a = A.get(aid)
@@ -93,10 +105,38 @@ def test_cascade_is_a_single_write_call(conn, round_trips, write_calls):
     round_trips.reset()
     write_calls.calls.clear()
     a.delete()
-    assert len(write_calls.calls) == 1
-    assert len(write_calls.calls[0]) == 1 + len(bids) + len(cids)
-    # level 0: ZRANGEBYSCORE + HGETALL of the Bs; level 1: same for the Cs; then the write
-    assert round_trips.count == 5
+    a_keys = [tag(f"A:{aid}")]
+    b_keys = sorted(tag(f"B:{i}") for i in bids)
+    c_keys = sorted(tag(f"C:{i}") for i in cids)
+    # level 0: ZRANGEBYSCORE + HGETALL of the Bs; level 1: same for the Cs; then the writes
+    if CLUSTER:
+        assert write_calls.calls == [c_keys, b_keys, a_keys]
+        assert round_trips.count == 4 + 3
+    else:
+        assert write_calls.calls == [sorted(a_keys + b_keys + c_keys)]
+        assert round_trips.count == 4 + 1
+    assert sorted(conn.keys("*")) == [b"A:id:", b"B:id:", b"C:id:"]
+
+
+def test_cascade_within_one_model_is_one_call_everywhere(conn, round_trips, write_calls):
+    """A cascade through one model's self-references is one script call, on a cluster too."""
+
+    class Node(rom.Model):
+        parent = rom.ManyToOne("Node", on_delete="cascade")
+        label = rom.Text(unique=True)
+
+    root = Node(label="root")
+    children = [Node(parent=root, label=f"c{i}") for i in range(2)]
+    grandchildren = [Node(parent=c, label=f"g{c.label}{i}") for c in children for i in range(2)]
+    rom.session.commit()
+    load_scripts(conn)
+    round_trips.reset()
+    write_calls.calls.clear()
+    root.delete()
+    assert write_calls.calls == [keys_of(root, *children, *grandchildren)]
+    # two levels read (ZRANGEBYSCORE + HGETALL), a third that finds nothing, the write
+    assert round_trips.count == 2 * 2 + 1 + 1
+    assert sorted(conn.keys("*")) == [b"Node:id:"]
 
 
 def test_unreferenced_delete_is_one_round_trip(conn, round_trips):
@@ -385,7 +425,13 @@ def test_cycle_between_models_terminates(conn, write_calls):
     write_calls.calls.clear()
     pings[0].delete()
     assert conn.keys("P*ng:[0-9]*") == []
-    assert len(write_calls.calls) == 1 and len(write_calls.calls[0]) == 6
+    if not CLUSTER:
+        assert write_calls.calls == [keys_of(*pings, *pongs)]
+        return
+    # one call per (level, slot), deepest first: the reference check of the level that
+    # leads back to pings[0], then each entity of the cycle from the far end
+    order = [pongs[1], pings[1], pongs[2], pings[2], pongs[0], pings[0]]
+    assert write_calls.calls == [[]] + [keys_of(e) for e in order]
 
 
 def test_custom_namespace_by_class_name_and_namespace(conn):
@@ -530,6 +576,21 @@ def intrude_before_first_write(monkeypatch, action):
     return state
 
 
+def intrude_before_first_script(monkeypatch, action):
+    """Run ``action`` once, after planning, before the delete's first script call."""
+    original = writer.Batch.run
+    state = {"done": False}
+
+    def run(batch, conn):
+        if not state["done"]:
+            state["done"] = True
+            action()
+        return original(batch, conn)
+
+    monkeypatch.setattr(writer.Batch, "run", run)
+    return state
+
+
 def test_concurrent_new_referrer_forces_a_replan(conn, monkeypatch):
     """A referrer appearing between planning and writing is cascaded after a replan."""
     A, B, C = chain_models()
@@ -543,13 +604,17 @@ def test_concurrent_new_referrer_forces_a_replan(conn, monkeypatch):
 
     state = intrude_before_first_write(monkeypatch, add_referrer)
     A.get(aid).delete()
-    assert state["calls"] == 2
+    # standalone: the one call refuses, the replanned one writes everything.  Cluster (one
+    # call per model, deepest first): the C call still holds and is written, the B call's
+    # check refuses, the replan writes the Bs (the late one too), then A (no check left).
+    assert state["calls"] == (3 if CLUSTER else 2)
     assert not conn.exists(f"B:{late['id']}")
     assert sorted(conn.keys("*")) == [b"A:id:", b"B:id:", b"C:id:"]
 
 
 def test_concurrent_restrict_referrer_refuses(conn, monkeypatch):
-    """A restrict referrer appearing before the write makes the delete refuse untouched."""
+    """A restrict referrer appearing before the first script call (on a cluster the check of
+    the deepest level) makes the delete refuse, writing nothing."""
     A, B, C = chain_models(rule_c="restrict")
     a = A(name="x")
     b = B(a=a)
@@ -560,19 +625,49 @@ def test_concurrent_restrict_referrer_refuses(conn, monkeypatch):
         C(b=b.id, tag="late", _bypass_session_entirely=True).save()
         snapshot.update(dump(conn))
 
-    intrude_before_first_write(monkeypatch, add_referrer)
+    intrude_before_first_script(monkeypatch, add_referrer)
     with pytest.raises(rom.RestrictError):
         a.delete()
-    assert dump(conn) == snapshot
+    assert snapshot and dump(conn) == snapshot
 
 
-def test_concurrently_changed_referrer_is_not_nulled(conn, monkeypatch):
+def test_restrict_referrer_after_its_check_is_the_cluster_window(conn, monkeypatch):
+    """A restrict referrer created just before the cascade's write refuses it on one server;
+    on a cluster, once its level's call passed, it is missed (the documented window)."""
+    A, B, C = chain_models(rule_c="restrict")
+    a = A(name="x")
+    b = B(a=a)
+    rom.session.commit()
+    snapshot = {}
+    late = {}
+
+    def add_referrer():
+        c = C(b=b.id, tag="late", _bypass_session_entirely=True)
+        c.save()
+        late["id"] = c.id
+        snapshot.update(dump(conn))
+
+    state = intrude_before_first_write(monkeypatch, add_referrer)
+    if not CLUSTER:
+        with pytest.raises(rom.RestrictError):
+            a.delete()
+        assert dump(conn) == snapshot
+        return
+    a.delete()  # C's (empty) level was checked by the first call; the B call comes after
+    assert state["calls"] == 1
+    assert not conn.exists(f"A:{a.id}") and not conn.exists(f"B:{b.id}")
+    assert conn.hget(f"C:{late['id']}", "b") == str(b.id).encode()
+    rom.session.rollback()
+    assert C.get(late["id"]).b is None  # the dangling reference reads as None
+
+
+def test_concurrently_changed_referrer_is_not_nulled(conn, monkeypatch, server_url):
     """A referrer that moved to another target before the write keeps its new value."""
     A, B, _C = chain_models(rule_b="set null")
     a, other = A(name="x"), A(name="y")
     b = B(a=a)
     rom.session.commit()
-    second = redis.Redis(connection_pool=conn.connection_pool)
+    second = second_client(server_url)
 
     def move():
         second.hset(f"B:{b.id}", "a", str(other.id))
@@ -580,28 +675,42 @@ def test_concurrently_changed_referrer_is_not_nulled(conn, monkeypatch):
 
     state = intrude_before_first_write(monkeypatch, move)
     a.delete()
-    assert state["calls"] == 2
+    # the replan has nothing to null: one server checks it with the delete of A; a cluster
+    # checks B's (now empty) level alone, then deletes A unchecked
+    assert state["calls"] == (1 if CLUSTER else 2)
     assert conn.hget(f"B:{b.id}", "a") == str(other.id).encode()
+    assert not conn.exists(f"A:{a.id}")
 
 
 KILL_SCRIPT = textwrap.dedent(
     """
     import os, sys, redis, rom
     from rom import util
-    conn = redis.Redis.from_url(sys.argv[1])
-    util.CONNECTION = conn
-    mode = sys.argv[2]
+    from conftest import make_client
 
-    class A(rom.Model):
-        name = rom.Text(index=True, keygen=rom.FULL_TEXT)
+    url, cluster, mode, layout, pk = sys.argv[1:6]
+    util.CONNECTION = make_client(url, cluster == "1")
 
-    class B(rom.Model):
-        a = rom.ManyToOne("A", on_delete="cascade")
-        n = rom.Integer(index=True, default=0)
+    if layout == "chain":
+        class A(rom.Model):
+            name = rom.Text(index=True, keygen=rom.FULL_TEXT)
 
-    class C(rom.Model):
-        b = rom.ManyToOne("B", on_delete="set null")
-        tag = rom.Text(unique=True)
+        class B(rom.Model):
+            a = rom.ManyToOne("A", on_delete="cascade")
+            n = rom.Integer(index=True, default=0)
+
+        class C(rom.Model):
+            b = rom.ManyToOne("B", on_delete="set null")
+            tag = rom.Text(unique=True)
+
+        root = A.get(int(pk))
+    else:
+        class Node(rom.Model):
+            parent = rom.ManyToOne("Node", on_delete="cascade")
+            pin = rom.ManyToOne("Node", on_delete="set null")
+            tag = rom.Text(unique=True)
+
+        root = Node.get(int(pk))
 
     original = redis.connection.AbstractConnection.send_packed_command
 
@@ -615,23 +724,75 @@ KILL_SCRIPT = textwrap.dedent(
             os._exit(9)
         return original(self, command, check_health)
 
-    a = A.get(int(sys.argv[3]))
     redis.connection.AbstractConnection.send_packed_command = send
-    a.delete()
+    root.delete()
     """
 )
 
 
+def tree_model():
+    class Node(rom.Model):
+        parent = rom.ManyToOne("Node", on_delete="cascade")
+        pin = rom.ManyToOne("Node", on_delete="set null")
+        tag = rom.Text(unique=True)
+
+    return Node
+
+
+def build_tree(Node):
+    """A root, 3 children with 3 children each, and 3 outside nodes pinning the children."""
+    root = Node(tag="root")
+    children = [Node(parent=root, tag=f"c{i}") for i in range(3)]
+    subtree = [root, *children]
+    subtree += [Node(parent=c, tag=f"g{c.tag}{j}") for c in children for j in range(3)]
+    watchers = [Node(pin=c, tag=f"w{c.tag}") for c in children]
+    rom.session.commit()
+    rom.session.rollback()
+    return [n.id for n in subtree], [n.id for n in watchers]
+
+
+def wait_for(condition):
+    """Poll ``condition`` for up to a second (the server runs a script once it arrived)."""
+    for _ in range(100):
+        if condition():
+            return
+        time.sleep(0.01)
+    raise AssertionError("the killed client's last command did not run")
+
+
+@pytest.mark.parametrize("layout", ["chain", "tree"])
 @pytest.mark.parametrize("mode", ["half", "full"])
-def test_killed_client_leaves_all_or_nothing(conn, server_url, mode):
-    """A client killed while sending the cascade leaves nothing; killed after, everything."""
-    A, B, C = chain_models(rule_c="set null")
-    aid, _bids, cids = build_chain(A, B, C, width=3)
+def test_killed_client_leaves_all_or_nothing(conn, server_url, mode, layout):
+    """A client killed while sending a cascade leaves nothing, killed after it everything.
+
+    On a cluster a cascade over three models is one call per model, deepest level first:
+    killed after the first call, only the deepest level is written (no dangling reference)
+    and deleting again finishes.  A cascade within one model stays one call there too.
+    """
+    if layout == "chain":
+        A, B, C = chain_models(rule_c="set null")
+        aid, _bids, cids = build_chain(A, B, C, width=3)
+        root_id = aid
+    else:
+        Node = tree_model()
+        subtree, watchers = build_tree(Node)
+        root_id = subtree[0]
     load_scripts(conn)
     before = dump(conn)
+    tests_dir = os.path.dirname(os.path.abspath(__file__))
+    path = [os.path.dirname(os.path.dirname(rom.__file__)), tests_dir]
     proc = subprocess.run(
-        [sys.executable, "-c", KILL_SCRIPT, server_url, mode, str(aid)],
-        env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(rom.__file__))},
+        [
+            sys.executable,
+            "-c",
+            KILL_SCRIPT,
+            server_url,
+            "1" if CLUSTER else "0",
+            mode,
+            layout,
+            str(root_id),
+        ],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(path)},
         capture_output=True,
         timeout=30,
     )
@@ -640,10 +801,18 @@ def test_killed_client_leaves_all_or_nothing(conn, server_url, mode):
         time.sleep(0.05)
         assert dump(conn) == before
         return
-    for _ in range(100):  # the server runs the script once the whole command arrived
-        if not conn.exists(f"A:{aid}"):
-            break
-        time.sleep(0.01)
+    if layout == "tree":
+        wait_for(lambda: not conn.exists(f"Node:{root_id}"))
+        assert sorted(conn.keys("Node:[0-9]*")) == sorted(f"Node:{w}".encode() for w in watchers)
+        assert all(b"pin" not in conn.hgetall(f"Node:{w}") for w in watchers)
+        return
+    if CLUSTER:
+        wait_for(lambda: all(b"b" not in conn.hgetall(f"C:{cid}") for cid in cids))
+        assert conn.exists(f"A:{aid}") and len(conn.keys("B:[0-9]*")) == 3
+        rom.session.rollback()
+        A.get(aid).delete()  # the retry plans from what is stored and finishes
+    else:
+        wait_for(lambda: not conn.exists(f"A:{aid}"))
     assert sorted(k for k in conn.keys("*") if not k.startswith(b"C:")) == [b"A:id:", b"B:id:"]
     for cid in cids:
         assert b"b" not in conn.hgetall(f"C:{cid}")
@@ -652,8 +821,8 @@ def test_killed_client_leaves_all_or_nothing(conn, server_url, mode):
 # -- several connections --------------------------------------------------------------------
 
 
-def two_connection_models(conn):
-    other = redis.Redis(connection_pool=conn.connection_pool)
+def two_connection_models(server_url):
+    other = make_client(server_url)
 
     class Folder(rom.Model):
         name = rom.Text()
@@ -668,28 +837,24 @@ def two_connection_models(conn):
     return Folder, File, Note
 
 
-def test_several_connections_write_deepest_level_first(conn, write_calls):
+def test_several_connections_write_deepest_level_first(conn, write_calls, server_url):
     """Models on different connections are written level by level, the entity last."""
-    Folder, File, Note = two_connection_models(conn)
+    Folder, File, Note = two_connection_models(server_url)
     folder = Folder(name="f")
     files = [File(folder=folder) for _ in range(2)]
     notes = [Note(file=f) for f in files]
     rom.session.commit()
     write_calls.calls.clear()
     folder.delete()
-    assert write_calls.calls == [
-        sorted(f"Note:{n.id}" for n in notes),
-        sorted(f"File:{f.id}" for f in files),
-        [f"Folder:{folder.id}"],
-    ]
+    assert write_calls.calls == [keys_of(*notes), keys_of(*files), keys_of(folder)]
     assert all(b"file" not in conn.hgetall(f"Note:{n.id}") for n in notes)
     assert not conn.keys("File:[0-9]*") and not conn.exists(f"Folder:{folder.id}")
 
 
-def test_several_connections_crash_then_retry_finishes(conn, monkeypatch):
+def test_several_connections_crash_then_retry_finishes(conn, monkeypatch, server_url):
     """A multi-connection delete stopped before its last step leaves no dangling reference,
     and deleting again finishes the job."""
-    Folder, File, Note = two_connection_models(conn)
+    Folder, File, Note = two_connection_models(server_url)
     folder = Folder(name="f")
     f = File(folder=folder)
     note = Note(file=f)
