@@ -7,6 +7,7 @@ Every method runs a whole batch of operations (the worker times the call) and
 returns a number that must be identical across implementations (found entities,
 result rows, counts) so the runner can cross-check correctness.
 """
+
 from urllib.parse import urlparse
 
 import rom
@@ -19,6 +20,7 @@ def _define_idx():
         uname = rom.Text(unique=True)
         name = rom.Text(keygen=rom.IDENTITY_CI, prefix=True, suffix=True)
         body = rom.Text(index=True, keygen=rom.FULL_TEXT)
+
     return BenchIdx
 
 
@@ -28,6 +30,7 @@ def _define_plain():
         uname = rom.Text()
         name = rom.Text()
         body = rom.Text()
+
     return BenchPlain
 
 
@@ -35,11 +38,11 @@ def _define_plain():
 # one of them (e.g. a missing keygen) can still run the other model's families.
 MODELS = {}
 MODEL_ERRORS = {}
-for _kind, _define in (('idx', _define_idx), ('plain', _define_plain)):
+for _kind, _define in (("idx", _define_idx), ("plain", _define_plain)):
     try:
         MODELS[_kind] = _define()
     except Exception as _e:
-        MODEL_ERRORS[_kind] = 'defining the %s model failed: %s: %s' % (_kind, type(_e).__name__, _e)
+        MODEL_ERRORS[_kind] = f"defining the {_kind} model failed: {type(_e).__name__}: {_e}"
 
 
 def model(kind):
@@ -51,22 +54,22 @@ def model(kind):
 
 def _conn_kwargs(url):
     u = urlparse(url)
-    kw = {'host': u.hostname or '127.0.0.1', 'port': u.port or 6379}
-    db = (u.path or '/').lstrip('/')
-    kw['db'] = int(db) if db else 0
+    kw = {"host": u.hostname or "127.0.0.1", "port": u.port or 6379}
+    db = (u.path or "/").lstrip("/")
+    kw["db"] = int(db) if db else 0
     if u.password:
-        kw['password'] = u.password
+        kw["password"] = u.password
     if u.username:
-        kw['username'] = u.username
+        kw["username"] = u.username
     return kw
 
 
-class Impl(object):
+class Impl:
     def __init__(self, url):
         rom_util.set_connection_settings(**_conn_kwargs(url))
         self.session = rom.session
-        self.rom_file = getattr(rom, '__file__', None) or repr(list(getattr(rom, '__path__', [])))
-        self.version = getattr(rom, 'VERSION', '?')
+        self.rom_file = getattr(rom, "__file__", None) or repr(list(getattr(rom, "__path__", [])))
+        self.version = getattr(rom, "VERSION", "?")
 
     def end_chunk(self):
         """Called (untimed) after every timed chunk."""
@@ -114,7 +117,7 @@ class Impl(object):
         rollback = self.session.rollback
         found = 0
         for u in unames:
-            if model('idx').get_by(uname=u) is not None:
+            if model("idx").get_by(uname=u) is not None:
                 found += 1
             rollback()
         return found
@@ -123,21 +126,21 @@ class Impl(object):
         rollback = self.session.rollback
         total = 0
         for lo, hi in ranges:
-            total += len(model('idx').query.filter(num=(lo, hi)).limit(0, 10).all())
+            total += len(model("idx").query.filter(num=(lo, hi)).limit(0, 10).all())
             rollback()
         return total
 
     def count_each(self, ranges):
         total = 0
         for lo, hi in ranges:
-            total += model('idx').query.filter(num=(lo, hi)).count()
+            total += model("idx").query.filter(num=(lo, hi)).count()
         return total
 
     def prefix_each(self, prefixes):
         rollback = self.session.rollback
         total = 0
         for p in prefixes:
-            total += len(model('idx').query.startswith(name=p).all())
+            total += len(model("idx").query.startswith(name=p).all())
             rollback()
         return total
 
@@ -145,7 +148,7 @@ class Impl(object):
         rollback = self.session.rollback
         total = 0
         for s in suffixes:
-            total += len(model('idx').query.endswith(name=s).all())
+            total += len(model("idx").query.endswith(name=s).all())
             rollback()
         return total
 
@@ -153,7 +156,7 @@ class Impl(object):
         rollback = self.session.rollback
         total = 0
         for p in patterns:
-            total += len(model('idx').query.like(name=p).all())
+            total += len(model("idx").query.like(name=p).all())
             rollback()
         return total
 
@@ -161,7 +164,7 @@ class Impl(object):
         rollback = self.session.rollback
         total = 0
         for w in words:
-            total += len(model('idx').query.filter(body=w).all())
+            total += len(model("idx").query.filter(body=w).all())
             rollback()
         return total
 
@@ -169,7 +172,7 @@ class Impl(object):
         rollback = self.session.rollback
         total = 0
         for a, b in pairs:
-            total += len(model('idx').query.filter(body=a).filter(body=b).all())
+            total += len(model("idx").query.filter(body=a).filter(body=b).all())
             rollback()
         return total
 
@@ -177,7 +180,7 @@ class Impl(object):
         rollback = self.session.rollback
         total = 0
         for a, b in pairs:
-            total += len(model('idx').query.filter(body=[a, b]).all())
+            total += len(model("idx").query.filter(body=[a, b]).all())
             rollback()
         return total
 
@@ -186,12 +189,12 @@ class Impl(object):
         """Untimed: fetch the entities an update/delete family will work on."""
         ents = model(kind).get(list(ids))
         if len(ents) != len(ids):
-            raise RuntimeError('load: expected %d entities, got %d' % (len(ids), len(ents)))
+            raise RuntimeError(f"load: expected {len(ids)} entities, got {len(ents)}")
         return ents
 
     def update_each(self, kind, ents, nums):
         n = 0
-        for e, v in zip(ents, nums):
+        for e, v in zip(ents, nums, strict=False):
             e.num = v
             e.save()
             n += 1

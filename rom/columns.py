@@ -13,12 +13,12 @@ import decimal
 import json
 import math
 from collections.abc import Callable
-from typing import Any, ClassVar, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar, overload
 
 from . import keygens as _keygens
 from .encoding import dt2ts, latin1_text, t2ts, ts2dt, ts2t
 from .exceptions import ColumnError, InvalidColumnValue, InvalidOperation, ORMError
-from .session import session
+from .session import session as session  # rom.columns.session, as in rom 1.x
 
 __all__ = [
     "MODELS",
@@ -46,7 +46,9 @@ __all__ = [
     "_Column",
 ]
 
+#: the Python type an entity attribute reads as (``str``, ``int | None``, ...)
 T = TypeVar("T")
+_C = TypeVar("_C", bound="_Column")
 
 #: class name -> model and namespace -> model (both); ``'Model'`` -> the base class.
 MODELS: dict[str, Any] = {}
@@ -110,6 +112,19 @@ class Column(_Column, Generic[T]):
         class User(rom.Model):
             email = rom.Text(required=True, unique=True, keygen=rom.IDENTITY_CI, prefix=True)
             score = rom.Integer(default=0, index=True)
+
+    Typing: columns are generic in the type an entity attribute reads as.  Each column type
+    has ``__init__`` overloads (for type checkers only) that pick it from the arguments:
+    ``rom.Text(required=True)`` and ``rom.Text(default='')`` are ``Text[str]``, a plain
+    ``rom.Text()`` is ``Text[str | None]``; so ``user.email`` is ``str`` and ``User.email``
+    is the column (for checkers; at runtime class access raises ``AttributeError``).
+    Assignment is checked against the same type, which is stricter than the runtime
+    conversion (``user.score = '5'`` works but is flagged).
+
+    A custom column subclasses a column type with a concrete type argument
+    (``class Upper(rom.Text[str])``, ``class Point(rom.Column[tuple[float, float] | None])``),
+    or stays generic and is annotated where it is used
+    (``name: Upper[str] = Upper(required=True)``).
     """
 
     _allowed: ClassVar[tuple[type, ...]] = ()
@@ -122,10 +137,10 @@ class Column(_Column, Generic[T]):
         default: Any = NULL,
         unique: bool = False,
         index: bool = False,
-        keygen: Callable[..., Any] | None = None,
+        keygen: Callable[[Any], Any] | None = None,
         prefix: bool = False,
         suffix: bool = False,
-        keygen2: Callable[..., Any] | None = None,
+        keygen2: Callable[[str, dict[str, Any]], Any] | None = None,
     ) -> None:
         self._required = bool(required)
         self._default = NULL if default is None else default
@@ -183,7 +198,7 @@ class Column(_Column, Generic[T]):
 
     # -- descriptor protocol -----------------------------------------------------------
     @overload
-    def __get__(self, obj: None, owner: Any) -> Column[T]: ...
+    def __get__(self: _C, obj: None, owner: Any) -> _C: ...
     @overload
     def __get__(self, obj: object, owner: Any) -> T: ...
     def __get__(self, obj: Any, owner: Any = None) -> Any:
@@ -278,6 +293,47 @@ class Integer(Column[T]):
 
     _allowed = (int,)
 
+    if TYPE_CHECKING:  # int when required or defaulted, else `| None`
+
+        @overload
+        def __init__(
+            self: Integer[int],
+            required: Literal[True],
+            default: int | Callable[[], int] | None = ...,
+            unique: bool = ...,
+            index: bool = ...,
+            keygen: Callable[[Any], Any] | None = ...,
+            prefix: bool = ...,
+            suffix: bool = ...,
+            keygen2: Callable[[str, dict[str, Any]], Any] | None = ...,
+        ) -> None: ...
+        @overload
+        def __init__(
+            self: Integer[int],
+            required: bool = ...,
+            *,
+            default: int | Callable[[], int],
+            unique: bool = ...,
+            index: bool = ...,
+            keygen: Callable[[Any], Any] | None = ...,
+            prefix: bool = ...,
+            suffix: bool = ...,
+            keygen2: Callable[[str, dict[str, Any]], Any] | None = ...,
+        ) -> None: ...
+        @overload
+        def __init__(
+            self: Integer[int | None],
+            required: bool = ...,
+            default: int | Callable[[], int] | None = ...,
+            unique: bool = ...,
+            index: bool = ...,
+            keygen: Callable[[Any], Any] | None = ...,
+            prefix: bool = ...,
+            suffix: bool = ...,
+            keygen2: Callable[[str, dict[str, Any]], Any] | None = ...,
+        ) -> None: ...
+        def __init__(self, *args: Any, **kwargs: Any) -> None: ...
+
     def _convert(self, value: Any) -> int:
         if isinstance(value, bool):
             return int(value)
@@ -314,6 +370,47 @@ class Float(Column[T]):
 
     _allowed = (float, int)
 
+    if TYPE_CHECKING:  # float when required or defaulted, else `| None`
+
+        @overload
+        def __init__(
+            self: Float[float],
+            required: Literal[True],
+            default: float | Callable[[], float] | None = ...,
+            unique: bool = ...,
+            index: bool = ...,
+            keygen: Callable[[Any], Any] | None = ...,
+            prefix: bool = ...,
+            suffix: bool = ...,
+            keygen2: Callable[[str, dict[str, Any]], Any] | None = ...,
+        ) -> None: ...
+        @overload
+        def __init__(
+            self: Float[float],
+            required: bool = ...,
+            *,
+            default: float | Callable[[], float],
+            unique: bool = ...,
+            index: bool = ...,
+            keygen: Callable[[Any], Any] | None = ...,
+            prefix: bool = ...,
+            suffix: bool = ...,
+            keygen2: Callable[[str, dict[str, Any]], Any] | None = ...,
+        ) -> None: ...
+        @overload
+        def __init__(
+            self: Float[float | None],
+            required: bool = ...,
+            default: float | Callable[[], float] | None = ...,
+            unique: bool = ...,
+            index: bool = ...,
+            keygen: Callable[[Any], Any] | None = ...,
+            prefix: bool = ...,
+            suffix: bool = ...,
+            keygen2: Callable[[str, dict[str, Any]], Any] | None = ...,
+        ) -> None: ...
+        def __init__(self, *args: Any, **kwargs: Any) -> None: ...
+
     def _convert(self, value: Any) -> float:
         if isinstance(value, bytes):
             value = value.decode("latin-1")
@@ -337,6 +434,47 @@ class Decimal(Column[T]):
 
     _allowed = (decimal.Decimal,)
 
+    if TYPE_CHECKING:  # decimal.Decimal when required or defaulted, else `| None`
+
+        @overload
+        def __init__(
+            self: Decimal[decimal.Decimal],
+            required: Literal[True],
+            default: decimal.Decimal | Callable[[], decimal.Decimal] | None = ...,
+            unique: bool = ...,
+            index: bool = ...,
+            keygen: Callable[[Any], Any] | None = ...,
+            prefix: bool = ...,
+            suffix: bool = ...,
+            keygen2: Callable[[str, dict[str, Any]], Any] | None = ...,
+        ) -> None: ...
+        @overload
+        def __init__(
+            self: Decimal[decimal.Decimal],
+            required: bool = ...,
+            *,
+            default: decimal.Decimal | Callable[[], decimal.Decimal],
+            unique: bool = ...,
+            index: bool = ...,
+            keygen: Callable[[Any], Any] | None = ...,
+            prefix: bool = ...,
+            suffix: bool = ...,
+            keygen2: Callable[[str, dict[str, Any]], Any] | None = ...,
+        ) -> None: ...
+        @overload
+        def __init__(
+            self: Decimal[decimal.Decimal | None],
+            required: bool = ...,
+            default: decimal.Decimal | Callable[[], decimal.Decimal] | None = ...,
+            unique: bool = ...,
+            index: bool = ...,
+            keygen: Callable[[Any], Any] | None = ...,
+            prefix: bool = ...,
+            suffix: bool = ...,
+            keygen2: Callable[[str, dict[str, Any]], Any] | None = ...,
+        ) -> None: ...
+        def __init__(self, *args: Any, **kwargs: Any) -> None: ...
+
     def _convert(self, value: Any) -> decimal.Decimal:
         if isinstance(value, bytes):
             value = value.decode("latin-1")
@@ -356,6 +494,47 @@ class Boolean(Column[T]):
     """A boolean column, stored as ``'1'`` / ``''``; ``index=True`` gives a token index."""
 
     _allowed = (bool,)
+
+    if TYPE_CHECKING:  # bool when required or defaulted, else `| None`
+
+        @overload
+        def __init__(
+            self: Boolean[bool],
+            required: Literal[True],
+            default: bool | Callable[[], bool] | None = ...,
+            unique: bool = ...,
+            index: bool = ...,
+            keygen: Callable[[Any], Any] | None = ...,
+            prefix: bool = ...,
+            suffix: bool = ...,
+            keygen2: Callable[[str, dict[str, Any]], Any] | None = ...,
+        ) -> None: ...
+        @overload
+        def __init__(
+            self: Boolean[bool],
+            required: bool = ...,
+            *,
+            default: bool | Callable[[], bool],
+            unique: bool = ...,
+            index: bool = ...,
+            keygen: Callable[[Any], Any] | None = ...,
+            prefix: bool = ...,
+            suffix: bool = ...,
+            keygen2: Callable[[str, dict[str, Any]], Any] | None = ...,
+        ) -> None: ...
+        @overload
+        def __init__(
+            self: Boolean[bool | None],
+            required: bool = ...,
+            default: bool | Callable[[], bool] | None = ...,
+            unique: bool = ...,
+            index: bool = ...,
+            keygen: Callable[[Any], Any] | None = ...,
+            prefix: bool = ...,
+            suffix: bool = ...,
+            keygen2: Callable[[str, dict[str, Any]], Any] | None = ...,
+        ) -> None: ...
+        def __init__(self, *args: Any, **kwargs: Any) -> None: ...
 
     def _convert(self, value: Any) -> bool:
         return bool(value)
@@ -391,6 +570,47 @@ class DateTime(Column[T]):
 
     _allowed = (datetime.datetime,)
 
+    if TYPE_CHECKING:  # datetime.datetime when required or defaulted, else `| None`
+
+        @overload
+        def __init__(
+            self: DateTime[datetime.datetime],
+            required: Literal[True],
+            default: datetime.datetime | Callable[[], datetime.datetime] | None = ...,
+            unique: bool = ...,
+            index: bool = ...,
+            keygen: Callable[[Any], Any] | None = ...,
+            prefix: bool = ...,
+            suffix: bool = ...,
+            keygen2: Callable[[str, dict[str, Any]], Any] | None = ...,
+        ) -> None: ...
+        @overload
+        def __init__(
+            self: DateTime[datetime.datetime],
+            required: bool = ...,
+            *,
+            default: datetime.datetime | Callable[[], datetime.datetime],
+            unique: bool = ...,
+            index: bool = ...,
+            keygen: Callable[[Any], Any] | None = ...,
+            prefix: bool = ...,
+            suffix: bool = ...,
+            keygen2: Callable[[str, dict[str, Any]], Any] | None = ...,
+        ) -> None: ...
+        @overload
+        def __init__(
+            self: DateTime[datetime.datetime | None],
+            required: bool = ...,
+            default: datetime.datetime | Callable[[], datetime.datetime] | None = ...,
+            unique: bool = ...,
+            index: bool = ...,
+            keygen: Callable[[Any], Any] | None = ...,
+            prefix: bool = ...,
+            suffix: bool = ...,
+            keygen2: Callable[[str, dict[str, Any]], Any] | None = ...,
+        ) -> None: ...
+        def __init__(self, *args: Any, **kwargs: Any) -> None: ...
+
     def _convert(self, value: Any) -> datetime.datetime:
         return ts2dt(_number(value))
 
@@ -408,6 +628,47 @@ class DateTime(Column[T]):
 class SaferDateTime(DateTime[T]):
     """A :class:`DateTime` that accepts only ``datetime`` objects from the application."""
 
+    if TYPE_CHECKING:  # datetime.datetime when required or defaulted, else `| None`
+
+        @overload
+        def __init__(
+            self: SaferDateTime[datetime.datetime],
+            required: Literal[True],
+            default: datetime.datetime | Callable[[], datetime.datetime] | None = ...,
+            unique: bool = ...,
+            index: bool = ...,
+            keygen: Callable[[Any], Any] | None = ...,
+            prefix: bool = ...,
+            suffix: bool = ...,
+            keygen2: Callable[[str, dict[str, Any]], Any] | None = ...,
+        ) -> None: ...
+        @overload
+        def __init__(
+            self: SaferDateTime[datetime.datetime],
+            required: bool = ...,
+            *,
+            default: datetime.datetime | Callable[[], datetime.datetime],
+            unique: bool = ...,
+            index: bool = ...,
+            keygen: Callable[[Any], Any] | None = ...,
+            prefix: bool = ...,
+            suffix: bool = ...,
+            keygen2: Callable[[str, dict[str, Any]], Any] | None = ...,
+        ) -> None: ...
+        @overload
+        def __init__(
+            self: SaferDateTime[datetime.datetime | None],
+            required: bool = ...,
+            default: datetime.datetime | Callable[[], datetime.datetime] | None = ...,
+            unique: bool = ...,
+            index: bool = ...,
+            keygen: Callable[[Any], Any] | None = ...,
+            prefix: bool = ...,
+            suffix: bool = ...,
+            keygen2: Callable[[str, dict[str, Any]], Any] | None = ...,
+        ) -> None: ...
+        def __init__(self, *args: Any, **kwargs: Any) -> None: ...
+
     def _validate(self, value: Any) -> Any:
         if not isinstance(value, datetime.datetime):
             raise self._bad(value)
@@ -421,6 +682,47 @@ class Date(Column[T]):
     """A :class:`datetime.date` (a ``datetime`` is accepted and kept as it is)."""
 
     _allowed = (datetime.date,)
+
+    if TYPE_CHECKING:  # datetime.date when required or defaulted, else `| None`
+
+        @overload
+        def __init__(
+            self: Date[datetime.date],
+            required: Literal[True],
+            default: datetime.date | Callable[[], datetime.date] | None = ...,
+            unique: bool = ...,
+            index: bool = ...,
+            keygen: Callable[[Any], Any] | None = ...,
+            prefix: bool = ...,
+            suffix: bool = ...,
+            keygen2: Callable[[str, dict[str, Any]], Any] | None = ...,
+        ) -> None: ...
+        @overload
+        def __init__(
+            self: Date[datetime.date],
+            required: bool = ...,
+            *,
+            default: datetime.date | Callable[[], datetime.date],
+            unique: bool = ...,
+            index: bool = ...,
+            keygen: Callable[[Any], Any] | None = ...,
+            prefix: bool = ...,
+            suffix: bool = ...,
+            keygen2: Callable[[str, dict[str, Any]], Any] | None = ...,
+        ) -> None: ...
+        @overload
+        def __init__(
+            self: Date[datetime.date | None],
+            required: bool = ...,
+            default: datetime.date | Callable[[], datetime.date] | None = ...,
+            unique: bool = ...,
+            index: bool = ...,
+            keygen: Callable[[Any], Any] | None = ...,
+            prefix: bool = ...,
+            suffix: bool = ...,
+            keygen2: Callable[[str, dict[str, Any]], Any] | None = ...,
+        ) -> None: ...
+        def __init__(self, *args: Any, **kwargs: Any) -> None: ...
 
     def _convert(self, value: Any) -> datetime.date:
         return ts2dt(_number(value)).date()
@@ -441,6 +743,47 @@ class Time(Column[T]):
 
     _allowed = (datetime.time,)
 
+    if TYPE_CHECKING:  # datetime.time when required or defaulted, else `| None`
+
+        @overload
+        def __init__(
+            self: Time[datetime.time],
+            required: Literal[True],
+            default: datetime.time | Callable[[], datetime.time] | None = ...,
+            unique: bool = ...,
+            index: bool = ...,
+            keygen: Callable[[Any], Any] | None = ...,
+            prefix: bool = ...,
+            suffix: bool = ...,
+            keygen2: Callable[[str, dict[str, Any]], Any] | None = ...,
+        ) -> None: ...
+        @overload
+        def __init__(
+            self: Time[datetime.time],
+            required: bool = ...,
+            *,
+            default: datetime.time | Callable[[], datetime.time],
+            unique: bool = ...,
+            index: bool = ...,
+            keygen: Callable[[Any], Any] | None = ...,
+            prefix: bool = ...,
+            suffix: bool = ...,
+            keygen2: Callable[[str, dict[str, Any]], Any] | None = ...,
+        ) -> None: ...
+        @overload
+        def __init__(
+            self: Time[datetime.time | None],
+            required: bool = ...,
+            default: datetime.time | Callable[[], datetime.time] | None = ...,
+            unique: bool = ...,
+            index: bool = ...,
+            keygen: Callable[[Any], Any] | None = ...,
+            prefix: bool = ...,
+            suffix: bool = ...,
+            keygen2: Callable[[str, dict[str, Any]], Any] | None = ...,
+        ) -> None: ...
+        def __init__(self, *args: Any, **kwargs: Any) -> None: ...
+
     def _convert(self, value: Any) -> datetime.time:
         return ts2t(_number(value))
 
@@ -460,6 +803,47 @@ class String(Column[T]):
     """
 
     _allowed = (bytes,)
+
+    if TYPE_CHECKING:  # bytes when required or defaulted, else `| None`
+
+        @overload
+        def __init__(
+            self: String[bytes],
+            required: Literal[True],
+            default: bytes | Callable[[], bytes] | None = ...,
+            unique: bool = ...,
+            index: bool = ...,
+            keygen: Callable[[Any], Any] | None = ...,
+            prefix: bool = ...,
+            suffix: bool = ...,
+            keygen2: Callable[[str, dict[str, Any]], Any] | None = ...,
+        ) -> None: ...
+        @overload
+        def __init__(
+            self: String[bytes],
+            required: bool = ...,
+            *,
+            default: bytes | Callable[[], bytes],
+            unique: bool = ...,
+            index: bool = ...,
+            keygen: Callable[[Any], Any] | None = ...,
+            prefix: bool = ...,
+            suffix: bool = ...,
+            keygen2: Callable[[str, dict[str, Any]], Any] | None = ...,
+        ) -> None: ...
+        @overload
+        def __init__(
+            self: String[bytes | None],
+            required: bool = ...,
+            default: bytes | Callable[[], bytes] | None = ...,
+            unique: bool = ...,
+            index: bool = ...,
+            keygen: Callable[[Any], Any] | None = ...,
+            prefix: bool = ...,
+            suffix: bool = ...,
+            keygen2: Callable[[str, dict[str, Any]], Any] | None = ...,
+        ) -> None: ...
+        def __init__(self, *args: Any, **kwargs: Any) -> None: ...
 
     def _convert(self, value: Any) -> bytes:
         raise TypeError("String columns take bytes")
@@ -494,6 +878,47 @@ class Text(Column[T]):
 
     _allowed = (str,)
 
+    if TYPE_CHECKING:  # str when required or defaulted, else `| None`
+
+        @overload
+        def __init__(
+            self: Text[str],
+            required: Literal[True],
+            default: str | Callable[[], str] | None = ...,
+            unique: bool = ...,
+            index: bool = ...,
+            keygen: Callable[[Any], Any] | None = ...,
+            prefix: bool = ...,
+            suffix: bool = ...,
+            keygen2: Callable[[str, dict[str, Any]], Any] | None = ...,
+        ) -> None: ...
+        @overload
+        def __init__(
+            self: Text[str],
+            required: bool = ...,
+            *,
+            default: str | Callable[[], str],
+            unique: bool = ...,
+            index: bool = ...,
+            keygen: Callable[[Any], Any] | None = ...,
+            prefix: bool = ...,
+            suffix: bool = ...,
+            keygen2: Callable[[str, dict[str, Any]], Any] | None = ...,
+        ) -> None: ...
+        @overload
+        def __init__(
+            self: Text[str | None],
+            required: bool = ...,
+            default: str | Callable[[], str] | None = ...,
+            unique: bool = ...,
+            index: bool = ...,
+            keygen: Callable[[Any], Any] | None = ...,
+            prefix: bool = ...,
+            suffix: bool = ...,
+            keygen2: Callable[[str, dict[str, Any]], Any] | None = ...,
+        ) -> None: ...
+        def __init__(self, *args: Any, **kwargs: Any) -> None: ...
+
     def _convert(self, value: Any) -> str:
         if isinstance(value, bytes):
             return value.decode("utf-8")
@@ -517,6 +942,20 @@ class Json(Column[T]):
 
     _allowed = (dict, list, tuple)
 
+    if TYPE_CHECKING:  # Any: a document's shape is the application's business
+
+        def __init__(
+            self: Json[Any],
+            required: bool = ...,
+            default: Any = ...,
+            unique: bool = ...,
+            index: bool = ...,
+            keygen: Callable[[Any], Any] | None = ...,
+            prefix: bool = ...,
+            suffix: bool = ...,
+            keygen2: Callable[[str, dict[str, Any]], Any] | None = ...,
+        ) -> None: ...
+
     def _convert(self, value: Any) -> Any:
         if isinstance(value, (str, bytes)):
             return json.loads(value)
@@ -539,10 +978,10 @@ class PrimaryKey(Column[T]):
 
     _allowed = (int,)
 
-    def __init__(self, index: bool = False) -> None:
+    def __init__(self: PrimaryKey[int], index: bool = False) -> None:
         super().__init__(index=index)
 
-    def __set__(self, obj: Any, value: Any) -> None:
+    def __set__(self, obj: Any, value: T) -> None:
         raise InvalidOperation("Cannot update primary key value")
 
     def __delete__(self, obj: Any) -> None:
@@ -567,8 +1006,8 @@ class _Ref:
 
     __slots__ = ("id",)
 
-    def __init__(self, id: int) -> None:
-        self.id = id
+    def __init__(self, id: int | str) -> None:
+        self.id = id  # an int, except for a ForeignModel whose ids are text
 
     def __repr__(self) -> str:
         return f"<ref {self.id}>"
@@ -589,13 +1028,17 @@ class ManyToOne(Column[T]):
 
     The referenced entity is loaded lazily, on first access.  Queries use its id:
     ``Post.query.filter(author=author.id)``.
+
+    Typing: the target is named by a string, which a checker cannot resolve, so the
+    attribute reads as ``Any``; annotate the column for a precise type:
+    ``author: rom.ManyToOne[User | None] = rom.ManyToOne('User', on_delete='no action')``.
     """
 
     _allowed = ()
     _relation = True
 
     def __init__(
-        self,
+        self: ManyToOne[Any],
         ftable: str,
         on_delete: str = NO_ACTION_DEFAULT,
         required: bool = False,
@@ -621,6 +1064,10 @@ class ManyToOne(Column[T]):
     def _target(self) -> Any:
         return _lookup_model(self._ftable)
 
+    @overload
+    def __get__(self: _C, obj: None, owner: Any) -> _C: ...
+    @overload
+    def __get__(self, obj: object, owner: Any) -> T: ...
     def __get__(self, obj: Any, owner: Any = None) -> Any:
         if obj is None:
             raise AttributeError(self._attr)
@@ -660,7 +1107,7 @@ class ManyToOne(Column[T]):
         if value is None:
             return None
         if isinstance(value, _Ref):
-            return value.id
+            return int(value.id)
         return int(value._data[value._pkey])
 
 
@@ -679,7 +1126,7 @@ class OneToOne(ManyToOne[T]):
     """Like :class:`ManyToOne`; ``unique=True`` makes each target referenced at most once."""
 
     def __init__(
-        self,
+        self: OneToOne[Any],
         ftable: str,
         on_delete: str = NO_ACTION_DEFAULT,
         required: bool = False,
@@ -696,11 +1143,17 @@ class ForeignModel(Column[T]):
     _allowed = ()
     _relation = True
 
-    def __init__(self, fmodel: Any, required: bool = False, default: Any = NULL) -> None:
+    def __init__(
+        self: ForeignModel[Any], fmodel: Any, required: bool = False, default: Any = NULL
+    ) -> None:
         self._fmodel = fmodel
         super().__init__(required=required, default=default, index=True)
         self._keygen = _foreign_keygen
 
+    @overload
+    def __get__(self: _C, obj: None, owner: Any) -> _C: ...
+    @overload
+    def __get__(self, obj: object, owner: Any) -> T: ...
     def __get__(self, obj: Any, owner: Any = None) -> Any:
         if obj is None:
             raise AttributeError(self._attr)
@@ -720,7 +1173,7 @@ class ForeignModel(Column[T]):
         return self._fmodel.get(value)
 
     def _from_redis(self, text: str) -> Any:
-        return _Ref(text)  # type: ignore[arg-type]
+        return _Ref(text)
 
     def _to_redis(self, value: Any) -> str:
         if isinstance(value, _Ref):
@@ -738,14 +1191,18 @@ def _foreign_keygen(value: Any) -> Any:
         return []
 
 
-class OneToMany(Column[T]):
-    """The referencing side of a :class:`ManyToOne` / :class:`OneToOne`: a read-only list."""
+class OneToMany(Column[list[T]]):
+    """The referencing side of a :class:`ManyToOne` / :class:`OneToOne`: a read-only list.
+
+    Typing: reads as ``list[Any]``; annotate for a precise type:
+    ``posts: rom.OneToMany[Post] = rom.OneToMany('Post')`` reads as ``list[Post]``.
+    """
 
     _allowed = ()
     _relation = True
     _virtual = True
 
-    def __init__(self, ftable: str, column: str | None = None) -> None:
+    def __init__(self: OneToMany[Any], ftable: str, column: str | None = None) -> None:
         if column in ON_DELETE or column is NO_ACTION_DEFAULT:
             raise ColumnError(
                 "OneToMany lost its on_delete argument, use ManyToOne(..., on_delete=...)"
@@ -768,13 +1225,18 @@ class OneToMany(Column[T]):
             return self._column
         owner = self._model
         names = {owner._namespace, owner.__name__}
-        for attr, col in model._columns.items():
+        columns: dict[str, _Column] = model._columns
+        for attr, col in columns.items():
             if isinstance(col, ManyToOne) and col._ftable in names:
                 return attr
         raise ORMError(
             f"Reverse relationship for OneToMany {self._attr!r} on {owner.__name__} not found"
         )
 
+    @overload
+    def __get__(self: _C, obj: None, owner: Any) -> _C: ...
+    @overload
+    def __get__(self, obj: object, owner: Any) -> list[T]: ...
     def __get__(self, obj: Any, owner: Any = None) -> Any:
         if obj is None:
             raise AttributeError(self._attr)
@@ -786,7 +1248,7 @@ class OneToMany(Column[T]):
         ids = conn.zrangebyscore(model._keyspace(conn).score(attr), pk, pk)
         return model.get([int(i) for i in ids])
 
-    def __set__(self, obj: Any, value: Any) -> None:
+    def __set__(self, obj: Any, value: list[T]) -> None:
         raise InvalidOperation("Cannot assign to a OneToMany column")
 
     def __delete__(self, obj: Any) -> None:
@@ -805,12 +1267,12 @@ class IndexOnly(Column[T]):
     _virtual = True
 
     def __init__(
-        self,
+        self: IndexOnly[None],
         column: str | None = None,
-        keygen: Callable[..., Any] | None = None,
+        keygen: Callable[[Any], Any] | None = None,
         prefix: bool = False,
         suffix: bool = False,
-        keygen2: Callable[..., Any] | None = None,
+        keygen2: Callable[[str, dict[str, Any]], Any] | None = None,
         index: bool = False,
         unique: bool = False,
     ) -> None:
@@ -821,10 +1283,11 @@ class IndexOnly(Column[T]):
             source: str = column or ""
             kg = keygen
 
-            def keygen2(attr: str, data: dict[str, Any]) -> Any:
+            def column_keygen2(attr: str, data: dict[str, Any]) -> Any:
                 return kg(data.get(source))
 
-            keygen2.__name__ = getattr(keygen, "__name__", "keygen2")
+            column_keygen2.__name__ = getattr(keygen, "__name__", "keygen2")
+            keygen2 = column_keygen2
         self._column = column
         self._required = False
         self._default = NULL
@@ -835,7 +1298,7 @@ class IndexOnly(Column[T]):
         self._keygen = keygen2
         self._keygen2 = True
 
-    def __set__(self, obj: Any, value: Any) -> None:
+    def __set__(self, obj: Any, value: T) -> None:
         if value is not None:
             raise InvalidColumnValue(f"IndexOnly column {self._attr!r} cannot hold data")
 
@@ -872,6 +1335,9 @@ class UnsafeColumn(_Column):
 
     ``entity.col.rpush('x')`` runs ``RPUSH <ns>:<pk>:col x``; the key is deleted with the
     entity.  Not saved, not indexed, not race-checked.
+
+    Typing: ``entity.col`` is a proxy whose attributes are Redis commands
+    (``Callable[..., Any]``).
     """
 
     _virtual = True
@@ -885,6 +1351,10 @@ class UnsafeColumn(_Column):
         assert name not in self._RESERVED, f"UnsafeColumn cannot be named {name!r}"
         self._attr = name
 
+    @overload
+    def __get__(self: _C, obj: None, owner: Any) -> _C: ...
+    @overload
+    def __get__(self, obj: object, owner: Any) -> _UnsafeProxy: ...
     def __get__(self, obj: Any, owner: Any = None) -> Any:
         if obj is None:
             raise AttributeError(self._attr)

@@ -73,13 +73,15 @@ def set_expiry(entity: Any, how: str, value: float | None = None) -> None:
     from .writer import run_script
 
     if not int(run_script(conn, "expiry", [ks.expiry(), ks.entity(pk)], args)):
-        raise EntityDeletedError(f"Entity {entity._pk} does not exist or expired", model._namespace, pk)
-    if how == "persist":
+        raise EntityDeletedError(
+            f"Entity {entity._pk} does not exist or expired", model._namespace, pk
+        )
+    if how == "persist" or value is None:  # value is None only for "persist" (checked above)
         entity._expires_at = None
     elif how == "in":
-        entity._expires_at = time.time() + float(value)  # type: ignore[arg-type]
+        entity._expires_at = time.time() + float(value)
     else:
-        entity._expires_at = float(value)  # type: ignore[arg-type]
+        entity._expires_at = float(value)
 
 
 def expire(entity: Any, seconds: float) -> None:
@@ -120,7 +122,9 @@ def ttl(entity: Any) -> float | None:
     left = run_script(conn, "expiry", [ks.expiry(), ks.entity(pk)], ["ttl", pk])
     if isinstance(left, int):
         if left == -2:
-            raise EntityDeletedError(f"Entity {entity._pk} does not exist or expired", model._namespace, pk)
+            raise EntityDeletedError(
+                f"Entity {entity._pk} does not exist or expired", model._namespace, pk
+            )
         return None
     return float(to_text(left))
 
@@ -225,10 +229,10 @@ def expire_sweep(model: Any, limit: int | None = None, batch: int = 100) -> int:
         for pk in pks:
             pipe.hgetall(ks.entity(pk))
         states = []
-        for pk, raw in zip(pks, pipe.execute()):
+        for pk, raw in zip(pks, pipe.execute(), strict=False):
             entity = model._from_hash(raw, add=False) if raw else _stub(model, pk)
             state = DeleteState(entity)
-            state.sweep = True  # type: ignore[attr-defined]
+            state.sweep = True
             states.append(state)
         try:
             execute(conn, states, sweeping=True)

@@ -157,17 +157,32 @@ def _step(plan: Plan, ks: KeySpace, item: Any) -> dict[str, Any]:
     """The plan step of one filter item (QueryError for anything unknown)."""
     if isinstance(item, Prefix):
         lo, hi = _prefix_bounds(item.prefix)
-        return {"t": "p", "k": plan.key(ks.prefix_index(item.attr)), "lo": lo, "hi": hi,
-                "s": item.prefix}
+        return {
+            "t": "p",
+            "k": plan.key(ks.prefix_index(item.attr)),
+            "lo": lo,
+            "hi": hi,
+            "s": item.prefix,
+        }
     if isinstance(item, Suffix):
         lo, hi = _prefix_bounds(item.suffix)
-        return {"t": "p", "k": plan.key(ks.suffix_index(item.attr)), "lo": lo, "hi": hi,
-                "s": item.suffix}
+        return {
+            "t": "p",
+            "k": plan.key(ks.suffix_index(item.attr)),
+            "lo": lo,
+            "hi": hi,
+            "s": item.suffix,
+        }
     if isinstance(item, Pattern):
         literal, pattern = like_pattern(item.pattern)
         lo, hi = _prefix_bounds(literal)
-        return {"t": "l", "k": plan.key(ks.prefix_index(item.attr)), "lo": lo, "hi": hi,
-                "s": pattern}
+        return {
+            "t": "l",
+            "k": plan.key(ks.prefix_index(item.attr)),
+            "lo": lo,
+            "hi": hi,
+            "s": pattern,
+        }
     if isinstance(item, Geofilter):
         if str(item.measure).lower() not in ("m", "km", "mi", "ft"):
             raise QueryError(f"Invalid geo measure {item.measure!r:.100}")
@@ -226,9 +241,10 @@ def compile_query(
             raise QueryError("Empty order_by column name")
         plan.spec["o"] = {"k": plan.key(ks.score(name)), "d": -1 if desc else 1}
     if expiry is not None:
-        plan.spec["x"] = {"k": plan.key(expiry[0])}
+        check: dict[str, Any] = {"k": plan.key(expiry[0])}
         if expiry[1] is not None:
-            plan.spec["x"]["now"] = repr(float(expiry[1]))
+            check["now"] = repr(float(expiry[1]))
+        plan.spec["x"] = check
     return plan
 
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import copy as _copy
 from collections.abc import Iterator
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
+from . import expiry
 from .columns import (
     MODELS,
     MODELS_REFERENCED,
@@ -45,15 +46,24 @@ from .exceptions import (
 )
 from .index import GeneralIndex, GeoIndex
 from .keygens import STRING_SORT_KEYGENS
-from . import expiry
 from .keys import KeySpace, is_cluster
-from .session import session
+from .session import session as session  # rom.model.session, as in rom 1.x
 from .util import ClassProperty, _connect
 from .writer import BOOKKEEPING, AttrDict, delete_entity, save_entity
 
 __all__ = ["AttrDict", "Model", "_ModelMetaclass", "_zrange_limit_iterator"]
 
 M = TypeVar("M", bound="Model")
+
+if TYPE_CHECKING:
+    from .query import Query
+
+    class _QueryProperty:
+        """How checkers see ``Model.query``: ``User.query`` is a ``Query[User]``."""
+
+        def __get__(self, obj: object, owner: type[M]) -> Query[M]: ...
+
+
 _STRING_SORT_KEYGENS = [kg.__name__ for kg in STRING_SORT_KEYGENS]
 
 
@@ -61,7 +71,9 @@ _STRING_SORT_KEYGENS = [kg.__name__ for kg in STRING_SORT_KEYGENS]
 _UNSAFE_RESERVED = frozenset({"idx", "uidx", "pre", "suf", "geo"})
 
 
-def _normalize_unique_together(name: str, groups: Any, columns: dict[str, Any], pkey: str) -> set[tuple[str, ...]]:
+def _normalize_unique_together(
+    name: str, groups: Any, columns: dict[str, Any], pkey: str
+) -> set[tuple[str, ...]]:
     if not groups:
         return set()
     groups = list(groups)
@@ -71,14 +83,20 @@ def _normalize_unique_together(name: str, groups: Any, columns: dict[str, Any], 
     for group in groups:
         cols = tuple(sorted(set(group)))
         if len(cols) < 2:
-            raise ColumnError(f"Single-column unique constraint {cols!r} should be defined via unique=True")
+            raise ColumnError(
+                f"Single-column unique constraint {cols!r} should be defined via unique=True"
+            )
         if cols in out:
             raise ColumnError(f"Duplicate unique constraint {cols!r} on {name}")
         for col in cols:
             if col not in columns:
-                raise ColumnError(f"Unique constraint {cols!r} on {name} names unknown column {col!r}")
+                raise ColumnError(
+                    f"Unique constraint {cols!r} on {name} names unknown column {col!r}"
+                )
             if col == pkey:
-                raise ColumnError(f"Unique constraint {cols!r} on {name} cannot include the primary key")
+                raise ColumnError(
+                    f"Unique constraint {cols!r} on {name} cannot include the primary key"
+                )
         out.add(cols)
     return out
 
@@ -145,7 +163,9 @@ class _ModelMetaclass(type):
             (a, c) for a, c in columns.items() if isinstance(c, Column) and not c._virtual
         ]
         cls._load_columns = [
-            (a, c) for a, c in columns.items() if isinstance(c, Column) and not isinstance(c, OneToMany)
+            (a, c)
+            for a, c in columns.items()
+            if isinstance(c, Column) and not isinstance(c, OneToMany)
         ]
         cls._indexed_columns = [
             (a, c)
@@ -199,9 +219,10 @@ def _check_one_to_many(cls: Any) -> None:
             if other is None or _ref_count(cls, other) < 2:
                 continue
             for ocol in other._columns.values():
-                if isinstance(ocol, OneToMany) and ocol._column is None and ocol._ftable in (
-                    cls.__name__,
-                    cls._namespace,
+                if (
+                    isinstance(ocol, OneToMany)
+                    and ocol._column is None
+                    and ocol._ftable in (cls.__name__, cls._namespace)
                 ):
                     raise ColumnError(
                         f"{other.__name__} has a OneToMany without a column name pointing at "
@@ -255,6 +276,12 @@ class Model(metaclass=_ModelMetaclass):
     _new: bool
     _modified: bool
     _deleted: bool
+
+    if TYPE_CHECKING:
+        # the primary key the metaclass adds as ``id`` when a model declares none (a model
+        # naming its own PrimaryKey differently has no ``id`` at runtime)
+        id = PrimaryKey()
+        query: ClassVar[_QueryProperty]
 
     def __init__(self, **kwargs: Any) -> None:
         cls = type(self)
@@ -322,9 +349,15 @@ class Model(metaclass=_ModelMetaclass):
         data: dict[str, Any] = {}
         last: dict[str, str] = {}
         try:
-            texts = {to_text(k): to_text(v) for k, v in fields.items() if v is not None and v is not False}
+            texts = {
+                to_text(k): to_text(v)
+                for k, v in fields.items()
+                if v is not None and v is not False
+            }
         except UnicodeDecodeError as err:
-            raise InvalidColumnValue(f"Stored data of {cls.__name__} is not UTF-8 text: {err}") from err
+            raise InvalidColumnValue(
+                f"Stored data of {cls.__name__} is not UTF-8 text: {err}"
+            ) from err
         if cls._pkey not in texts:
             raise InvalidColumnValue(f"Stored data of {cls.__name__} has no primary key")
         for attr, col in cls._load_columns:
@@ -367,12 +400,14 @@ class Model(metaclass=_ModelMetaclass):
         """The connection this model uses (``_conn``, ``CONN`` or the global one)."""
         return _connect(cls)
 
-    @ClassProperty
-    def query(cls) -> Any:
-        """A new :class:`rom.Query` over this model."""
-        from .query import Query
+    if not TYPE_CHECKING:  # typed above: ``User.query`` is a ``Query[User]``
 
-        return Query(cls)
+        @ClassProperty
+        def query(cls) -> Any:
+            """A new :class:`rom.Query` over this model."""
+            from .query import Query
+
+            return Query(cls)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._data.get(self._pkey)}>"
@@ -471,11 +506,9 @@ class Model(metaclass=_ModelMetaclass):
         if not raw:
             self._deleted = True
             session.forget(self)
-            raise EntityDeletedError(
-                f"Entity {self._pk} was deleted", self._namespace, str(pk)
-            )
+            raise EntityDeletedError(f"Entity {self._pk} was deleted", self._namespace, str(pk))
         self._init_loaded(raw)
-        self.__dict__.pop("_unsafe", None)
+        vars(self).pop("_unsafe", None)
 
     # -- expiry (models that declare ``_ttl``, see rom.expiry) ------------------------------
     def expire(self, seconds: float) -> None:
@@ -525,6 +558,14 @@ class Model(metaclass=_ModelMetaclass):
         return self
 
     # -- reading ----------------------------------------------------------------------------
+    @overload
+    @classmethod
+    def get(cls: type[M], ids: int | str | bytes) -> M | None: ...
+    @overload
+    @classmethod
+    def get(
+        cls: type[M], ids: list[Any] | tuple[Any, ...] | set[Any] | frozenset[Any]
+    ) -> list[M]: ...
     @classmethod
     def get(cls: type[M], ids: Any) -> Any:
         """One entity by id (or ``None``), or a list of entities for a list of ids.
@@ -581,6 +622,8 @@ class Model(metaclass=_ModelMetaclass):
         """Entities by one column: unique columns give one entity (or ``None``); indexed
         columns give a list (``_limit=(offset, count)`` pages it).
 
+        Typed ``Any``: whether it is an entity, ``None`` or a list depends on the column.
+
         Example: ``User.get_by(email='a@b.c')``, ``Post.get_by(score=(10, None))``.
         """
         limit = kwargs.pop("_limit", None)
@@ -591,8 +634,7 @@ class Model(metaclass=_ModelMetaclass):
             raise QueryError("Limit must be a 2-tuple of (offset, count)")
         if len(kwargs) != 1:
             raise QueryError(
-                "We can only fetch object(s) by exactly one attribute, "
-                f"you provided {len(kwargs)}"
+                f"We can only fetch object(s) by exactly one attribute, you provided {len(kwargs)}"
             )
         attr, value = next(iter(kwargs.items()))
         if isinstance(value, tuple) and len(value) != 2:
@@ -626,14 +668,16 @@ class Model(metaclass=_ModelMetaclass):
         return found
 
     @classmethod
-    def does_not_startwith(cls, attr: str, values: Any, blocksize: int = 100) -> Iterator[Any]:
+    def does_not_startwith(
+        cls: type[M], attr: str, values: Any, blocksize: int = 100
+    ) -> Iterator[M]:
         """Entities with a prefix-index entry on ``attr`` not starting with any of ``values``."""
         from .query import _does_not_match
 
         return _does_not_match(cls, attr, values, blocksize, suffix=False)
 
     @classmethod
-    def does_not_endwith(cls, attr: str, values: Any, blocksize: int = 100) -> Iterator[Any]:
+    def does_not_endwith(cls: type[M], attr: str, values: Any, blocksize: int = 100) -> Iterator[M]:
         """Entities with a suffix-index entry on ``attr`` not ending with any of ``values``."""
         from .query import _does_not_match
 
@@ -654,8 +698,17 @@ class Model(metaclass=_ModelMetaclass):
         ``txn_model.<txn_attr>`` to 1 (refused if it is already set)."""
         from .relations import transfer
 
-        transfer(self, other, attr, value, txn_model, txn_attr, decimal_places,
-                 refresh_entities, refresh_index)
+        transfer(
+            self,
+            other,
+            attr,
+            value,
+            txn_model,
+            txn_attr,
+            decimal_places,
+            refresh_entities,
+            refresh_index,
+        )
 
 
 def _get_expiring(cls: Any, conn: Any, ids: Any) -> Any:
@@ -675,7 +728,7 @@ def _get_expiring(cls: Any, conn: Any, ids: Any) -> Any:
         elif pk not in missing and pk not in found:
             missing.append(pk)
     if missing:
-        for pk, obj in zip(missing, expiry.load(cls, conn, missing)):
+        for pk, obj in zip(missing, expiry.load(cls, conn, missing), strict=False):
             if obj is not None:
                 found[pk] = obj
     if not many:
@@ -683,7 +736,9 @@ def _get_expiring(cls: Any, conn: Any, ids: Any) -> Any:
     return [found[pk] for pk in pks if pk in found]
 
 
-def _zrange_limit_iterator(conn: Any, key: str, vstart: Any, end: Any, count: int = 100) -> Iterator[Any]:
+def _zrange_limit_iterator(
+    conn: Any, key: str, vstart: Any, end: Any, count: int = 100
+) -> Iterator[Any]:
     """Members of a sorted set with ``vstart <= score <= end``, fetched ``count`` at a time."""
     offset = 0
     while True:

@@ -27,7 +27,7 @@ import json
 import warnings
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from redis.exceptions import RedisError
 
@@ -39,6 +39,9 @@ from .keygens import LOWERCASE_KEYGEN_NAMES, SORT_KEYGEN_NAMES
 from .keys import KeySpace
 from .session import session
 from .writer import run_script
+
+if TYPE_CHECKING:
+    from .model import Model
 
 __all__ = [
     "ALLOWED_DIST",
@@ -63,6 +66,9 @@ NUMERIC_TYPES = (
     datetime.time,
 )
 ALLOWED_DIST = ("m", "km", "mi", "ft")
+
+#: the model a query returns (``Any`` after :meth:`Query.select`: rows, not entities)
+M = TypeVar("M", bound="Model")
 
 #: entities per round trip of ``all()`` (iteration uses ``pagesize``)
 ALL_PAGESIZE = 1000
@@ -191,7 +197,7 @@ def _pairs(data: list[Any]) -> dict[Any, Any]:
     return dict(zip(data[::2], data[1::2], strict=False))
 
 
-class Query:
+class Query(Generic[M]):
     """An immutable query over one model (API.md §6); build it from ``Model.query``.
 
     :param model: the model class
@@ -210,7 +216,7 @@ class Query:
 
     def __init__(
         self,
-        model: Any,
+        model: type[M],
         filters: Sequence[Any] = (),
         order_by: str | None = None,
         limit: tuple[int, int | None] | None = None,
@@ -228,7 +234,7 @@ class Query:
             f"order_by={self._order_by!r} limit={self._limit!r}>"
         )
 
-    def replace(self, **kwargs: Any) -> Query:
+    def replace(self, **kwargs: Any) -> Query[M]:
         """A copy with any of ``model, filters, order_by, limit, select`` replaced."""
         data: dict[str, Any] = {
             "model": self._model,
@@ -251,7 +257,7 @@ class Query:
             raise QueryError(f"Cannot use {what!r} clause on a non-existent column {attr!r}")
         return base, col
 
-    def filter(self, **kwargs: Any) -> Query:
+    def filter(self, **kwargs: Any) -> Query[M]:
         """Only entities matching every condition (API.md §6.3).
 
         Values: a token (str/bytes), a list of tokens (any of them), a number, date or time
@@ -293,7 +299,7 @@ class Query:
                 raise QueryError(f"Sorry, we don't know how to filter {attr!r} by {value!r:.100}")
         return self.replace(filters=tuple(filters))
 
-    def _prefix_filter(self, kwargs: dict[str, Any], what: str) -> Query:
+    def _prefix_filter(self, kwargs: dict[str, Any], what: str) -> Query[M]:
         model = self._model
         filters = list(self._filters)
         allowed = model._suffix if what == "endswith" else model._prefix
@@ -301,9 +307,7 @@ class Query:
         for attr, value in kwargs.items():
             self._column(attr, what)
             if attr not in allowed:
-                raise QueryError(
-                    f"Cannot use {what!r} on column {attr!r} without {flag}=True"
-                )
+                raise QueryError(f"Cannot use {what!r} on column {attr!r} without {flag}=True")
             text = _pattern_text(model, attr, value, what)
             if what == "startswith":
                 filters.append(Prefix(attr, text))
@@ -313,17 +317,17 @@ class Query:
                 filters.append(Pattern(attr, text))
         return self.replace(filters=tuple(filters))
 
-    def startswith(self, **kwargs: Any) -> Query:
+    def startswith(self, **kwargs: Any) -> Query[M]:
         """Entities with a prefix-index entry of ``col`` starting with the value
         (``prefix=True`` columns; ``''`` matches every entry)."""
         return self._prefix_filter(kwargs, "startswith")
 
-    def endswith(self, **kwargs: Any) -> Query:
+    def endswith(self, **kwargs: Any) -> Query[M]:
         """Entities with a suffix-index entry of ``col`` ending with the value
         (``suffix=True`` columns)."""
         return self._prefix_filter(kwargs, "endswith")
 
-    def like(self, **kwargs: Any) -> Query:
+    def like(self, **kwargs: Any) -> Query[M]:
         """Entities with a prefix-index entry of ``col`` matching the pattern.
 
         Wildcards: ``?`` zero or one byte, ``*`` any bytes (shortest), ``+`` one or more,
@@ -340,7 +344,7 @@ class Query:
         distance: float,
         measure: str,
         count: int | None = None,
-    ) -> Query:
+    ) -> Query[M]:
         """Entities within ``distance`` ``measure`` (m, km, mi, ft) of ``(lon, lat)`` in the
         geo index ``name``; with ``count``, only the ``count`` nearest are considered.
 
@@ -363,7 +367,7 @@ class Query:
         geo = Geofilter(name, lon_f, lat_f, dist_f, unit, count)
         return self.replace(filters=(*self._filters, geo))
 
-    def order_by(self, column: str) -> Query:
+    def order_by(self, column: str) -> Query[M]:
         """Order by a score index: ``'col'`` ascending, ``'-col'`` descending.
 
         Entities without an entry in that index are left out; ties are ordered by pk as
@@ -387,7 +391,7 @@ class Query:
                 )
         return self.replace(order_by=column)
 
-    def limit(self, offset: int, count: int | None) -> Query:
+    def limit(self, offset: int, count: int | None) -> Query[M]:
         """Only ``count`` results starting at ``offset`` (negative offsets act as 0)."""
         for value in (offset, count):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
@@ -402,8 +406,10 @@ class Query:
         include_pk: bool = False,
         decode: bool = True,
         ff: Callable[[list[str]], Callable[[list[Any]], Any]] = _dict_data_factory,
-    ) -> Query:
+    ) -> Query[Any]:
         """Yield rows of column values instead of entities (API.md §6.7).
+
+        The result is typed ``Query[Any]``: its rows are whatever ``ff`` builds.
 
         :param column_names: column names, or one list/tuple of them
         :param include_pk: append the pk to each row (if not selected already)
@@ -450,7 +456,7 @@ class Query:
         if conn is None:
             ks: KeySpace = model._ks[0]
             return ks
-        return model._keyspace(conn)  # type: ignore[no-any-return]
+        return model._keyspace(conn)
 
     def _expiry(self, ks: KeySpace) -> tuple[str, float | None] | None:
         """The expiry index to check (with "now" = the server's clock), if the model has one."""
@@ -480,14 +486,13 @@ class Query:
             plan.spec["c"] = [self._model._pkey, *self._columns_out()]
         if mode == "page":
             offset, count = self._window()
-            plan.spec.update(
-                off=offset, stop=-1 if count is None else offset + count, w=1, keep=0
-            )
+            plan.spec.update(off=offset, stop=-1 if count is None else offset + count, w=1, keep=0)
         plan.spec.update(fields)
         return plan
 
-    def _next_plan(self, ks: KeySpace, temp: str, rank: int, stop: int, want: int,
-                   keep: int) -> Plan:
+    def _next_plan(
+        self, ks: KeySpace, temp: str, rank: int, stop: int, want: int, keep: int
+    ) -> Plan:
         plan = Plan(temp, ks.temp())
         expiry = self._expiry(ks)
         if expiry is not None:
@@ -535,7 +540,7 @@ class Query:
 
         return convert
 
-    def _build(self, items: list[Any], add: bool) -> Iterator[Any]:
+    def _build(self, items: list[Any], add: bool) -> Iterator[M]:
         """Entities (or select rows) of a page reply's ``id, data, ...`` items."""
         convert = self._converter()
         model = self._model
@@ -554,7 +559,7 @@ class Query:
                 session.add(obj)
             yield obj
 
-    def _iter_bare(self, pagesize: int, add: bool = False) -> Iterator[Any]:
+    def _iter_bare(self, pagesize: int, add: bool = False) -> Iterator[M]:
         model = self._model
         conn = model._connection
         ks = model._keyspace(conn)
@@ -587,7 +592,7 @@ class Query:
             if int(reply[2]):
                 return
 
-    def _iter_filtered(self, timeout: int, pagesize: int) -> Iterator[Any]:
+    def _iter_filtered(self, timeout: int, pagesize: int) -> Iterator[M]:
         model = self._model
         conn = model._connection
         ks = model._keyspace(conn)
@@ -617,7 +622,7 @@ class Query:
 
     def iter_result(
         self, timeout: int = 30, pagesize: int = 100, no_hscan: bool = False
-    ) -> Iterator[Any]:
+    ) -> Iterator[M]:
         """Iterate over the results, ``pagesize`` per round trip.
 
         With filters or an order, the matching ids are kept in a temporary key (TTL
@@ -631,18 +636,18 @@ class Query:
             return self._iter_bare(pagesize)
         return self._iter_filtered(timeout, pagesize)
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[M]:
         return self.iter_result()
 
-    def execute(self) -> list[Any]:
+    def execute(self) -> list[M]:
         """All results as a list (entities, or rows after :meth:`select`)."""
         return list(self.iter_result(pagesize=ALL_PAGESIZE))
 
-    def all(self) -> list[Any]:
+    def all(self) -> list[M]:
         """All results as a list (same as :meth:`execute`)."""
         return self.execute()
 
-    def first(self) -> Any:
+    def first(self) -> M | None:
         """The first result (added to the session), or ``None``; one round trip."""
         if self._is_bare():
             for obj in self._iter_bare(1, add=True):

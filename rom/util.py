@@ -12,18 +12,16 @@ from typing import Any
 
 import redis
 
-from .encoding import (
-    _bigint_to_float,
-    _encode_unique_constraint,
-    _epoch,
-    _epochd,
-    _prefix_score,
-    _to_score,
-    dt2ts,
-    t2ts,
-    ts2dt,
-    ts2t,
-)
+# ``X as X``: rom 1.x names re-exported here without being in __all__ (checkers see them)
+from .encoding import _bigint_to_float as _bigint_to_float
+from .encoding import _encode_unique_constraint as _encode_unique_constraint
+from .encoding import _epoch, _epochd
+from .encoding import _prefix_score as _prefix_score
+from .encoding import _to_score as _to_score
+from .encoding import dt2ts as dt2ts
+from .encoding import t2ts as t2ts
+from .encoding import ts2dt as ts2dt
+from .encoding import ts2t as ts2t
 from .keygens import (
     CASE_INSENSITIVE,
     FULL_TEXT,
@@ -259,7 +257,7 @@ class ClassProperty:
         return ClassProperty(self.get, self.set, delete)
 
 
-from .expiry import expire_sweep  # noqa: E402
+from .expiry import expire_sweep as expire_sweep  # noqa: E402
 from .locks import EntityLock, Lock  # noqa: E402
 from .maintenance import (  # noqa: E402
     clean_old_index,

@@ -19,17 +19,17 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
+from . import expiry
 from .encoding import _encode_unique_constraint, _prefix_score, latin1_text, to_text
 from .exceptions import (
     ColumnError,
-    DurabilityError,
     DataRaceError,
+    DurabilityError,
     EntityDeletedError,
     ORMError,
     UniqueKeyViolation,
 )
 from .keygens import LATIN1_KEYGEN_NAMES, SORT_KEYGEN_NAMES
-from . import expiry
 from .keys import KeySpace, is_cluster
 from .scripts import get_script
 
@@ -99,8 +99,7 @@ def _item_text(item: Any, latin1: bool, col: Any) -> str:
         item.encode("utf-8")
     except UnicodeEncodeError as err:  # a lone surrogate cannot be part of a key name
         raise ColumnError(
-            f"Keygen of column {col._attr!r} returned an item that is not valid text "
-            f"{item!r:.100}"
+            f"Keygen of column {col._attr!r} returned an item that is not valid text {item!r:.100}"
         ) from err
     return item
 
@@ -186,8 +185,7 @@ def index_entries(model: Any, data: dict[str, Any]) -> IndexEntries:
                     )
         else:
             raise ColumnError(
-                f"Don't know how to turn {result!r:.100} into a sequence of keys "
-                f"(column {attr!r})"
+                f"Don't know how to turn {result!r:.100} into a sequence of keys (column {attr!r})"
             )
     for name, geo in model._geo.items():
         point = geo.callback(AttrDict(data))
@@ -330,7 +328,9 @@ def _index_ops(
     return ops
 
 
-def _unique_values(model: Any, texts: dict[str, str], data: dict[str, Any] | None) -> dict[str, str]:
+def _unique_values(
+    model: Any, texts: dict[str, str], data: dict[str, Any] | None
+) -> dict[str, str]:
     """Unique index name -> field value an entity with these stored texts must own."""
     out: dict[str, str] = {}
     for attr in model._unique:
@@ -439,6 +439,8 @@ class _State:
 
 class SaveState(_State):
     """A save of one entity (API.md §4.3): new texts, index entries and unique values."""
+
+    changes: int
 
     def __init__(self, entity: Any, full: bool = False, force: bool = False) -> None:
         super().__init__(entity)
@@ -574,6 +576,9 @@ class SaveState(_State):
 class DeleteState(_State):
     """A delete of one entity: its hash, index and unique entries, UnsafeColumn keys."""
 
+    #: set (only) on deletes of an expiry sweep
+    sweep: bool
+
     def plan(self, batch: Batch) -> dict[str, Any]:
         model, ks = self.model, self.ks
         plan = self._common(batch)
@@ -603,9 +608,7 @@ class DeleteState(_State):
         self.entity._last_legacy = False
 
 
-def execute(
-    conn: Any, states: Sequence[_State], refs: Any = None, sweeping: bool = False
-) -> None:
+def execute(conn: Any, states: Sequence[_State], refs: Any = None, sweeping: bool = False) -> None:
     """Run ``states`` as one atomic write, replanning after stale answers.
 
     :param refs: optional callable ``refs(batch)`` adding reference checks (cascades); a
@@ -642,7 +645,8 @@ def execute(
         state.stale(result)
     # other writers kept changing these entities between our plans: a lost race, which
     # callers already handle (retry) for saves
-    ns, pk = state.ks.namespace, state.pk
+    # the loop ran (at least _MAX_REPLANS times), so ``state`` is bound
+    ns, pk = state.ks.namespace, state.pk  # pyright: ignore[reportPossiblyUnboundVariable]
     raise DataRaceError(
         f"{ns}:{pk} index data kept changing under concurrent writers, write aborted!", ns, pk
     )

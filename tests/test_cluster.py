@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 import redis
+from conftest import CLUSTER
 from redis.cluster import key_slot
 
 import rom
 from rom import keys, scripts, util
-
-from conftest import CLUSTER
 
 
 @pytest.fixture

@@ -199,8 +199,19 @@ def sentinel_setup():
     common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "yes"]
     for port, extra in ((6480, []), (6481, ["--replicaof", "127.0.0.1", "6480"])):
         subprocess.run(
-            [REDIS_SERVER, "--port", str(port), "--pidfile", str(folder / f"{port}.pid"),
-             "--logfile", str(folder / f"{port}.log"), "--dir", str(folder), *common, *extra],
+            [
+                REDIS_SERVER,
+                "--port",
+                str(port),
+                "--pidfile",
+                str(folder / f"{port}.pid"),
+                "--logfile",
+                str(folder / f"{port}.log"),
+                "--dir",
+                str(folder),
+                *common,
+                *extra,
+            ],
             check=True,
         )
     conf = folder / "sentinel.conf"
@@ -261,7 +272,8 @@ def test_sentinel_failover_mid_workload(sentinel_setup, capsys):
         acknowledged, attempted = work.acknowledged, work.attempted
         new_master = redis.Redis(port=6481)
         found = sum(
-            1 for ident, i in acknowledged
+            1
+            for ident, i in acknowledged
             if new_master.hget(f"Event:{ident}", "seq") == str(i).encode()
         )
         with capsys.disabled():

@@ -274,7 +274,11 @@ def test_startswith_longer_than_seven_bytes(conn):
     add_words(Word, ["abcdefgh1", "abcdefgX", "abcdefg", "abcdefgh"])
     assert words_of(Word.query.startswith(w="abcdefgh").all()) == ["abcdefgh", "abcdefgh1"]
     assert words_of(Word.query.startswith(w="abcdefg").all()) == [
-        "abcdefg", "abcdefgX", "abcdefgh", "abcdefgh1"]
+        "abcdefg",
+        "abcdefgX",
+        "abcdefgh",
+        "abcdefgh1",
+    ]
     assert words_of(Word.query.like(w="abcdefgh*").all()) == ["abcdefgh", "abcdefgh1"]
 
 
@@ -287,7 +291,8 @@ def test_empty_prefix_scans_every_entry_including_high_utf8(conn):
     found = words_of(Word.query.like(w="*").all())
     assert found == sorted(words)
     assert words_of(Word.query.endswith(w="").filter(w=["жук", "中文", "😀x"]).all()) == sorted(
-        ["жук", "中文", "😀x"])
+        ["жук", "中文", "😀x"]
+    )
     assert words_of(Word.query.startswith(w="中").all()) == ["中文"]
     assert words_of(Word.query.like(w="*文").all()) == ["中文"]
 
@@ -314,7 +319,12 @@ def test_like_exact_short_literal_prefix(conn):
     assert words_of(Word.query.like(w="AB*").all()) == ["AB", "ABC", "ABCDEFGHIJ", "ABCDEFGX"]
     assert words_of(Word.query.like(w="ABCDEFGH*").all()) == ["ABCDEFGHIJ"]
     assert words_of(Word.query.like(w="*AB").all()) == [
-        "AB", "ABC", "ABCDEFGHIJ", "ABCDEFGX", "XAB"]
+        "AB",
+        "ABC",
+        "ABCDEFGHIJ",
+        "ABCDEFGX",
+        "XAB",
+    ]
 
 
 def test_like_wildcards(conn):
@@ -524,15 +534,21 @@ def test_select_factories_and_decoding(conn):
     seed_posts(Post)
     q = Post.query.filter(title="hello")
     assert q.select("name", "score").all() == [
-        {"name": "alpha", "score": 3}, {"name": "beta", "score": 1}]
+        {"name": "alpha", "score": 3},
+        {"name": "beta", "score": 1},
+    ]
     assert q.select(["name"], include_pk=True, ff=_list_data_factory).all() == [
-        ["alpha", 1], ["beta", 2]]
+        ["alpha", 1],
+        ["beta", 2],
+    ]
     assert q.select("score", ff=_tuple_data_factory).all() == [(3,), (1,)]
     rows = q.select("name", "rating", ff=_namedtuple_data_factory).all()
     assert rows[0].name == "alpha" and rows[0].rating == 1.5
     assert type(rows[0]).__name__ == "name_rating"
     assert q.select("score", "rating", decode=False).all() == [
-        {"score": "3", "rating": "1.5"}, {"score": "1", "rating": "2.5"}]
+        {"score": "3", "rating": "1.5"},
+        {"score": "1", "rating": "2.5"},
+    ]
     assert q.select("id", "body").all() == [{"id": 1, "body": None}, {"id": 2, "body": None}]
     assert rom.session.get("Post:1") is None
     assert Post.query.filter(flag=True).select("name").first() == {"name": "alpha"}  # bug 19

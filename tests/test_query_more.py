@@ -28,8 +28,13 @@ def make_place():
 
 def seed_places(Place):
     # roughly 0, 11, 22, 33 and 111 km east of (0, 0)
-    spots = [(0.0, "a", "cafe", 4), (0.1, "b", "bar", 3), (0.2, "c", "cafe", 2),
-             (0.3, "d", "bar", 1), (1.0, "e", "cafe", 0)]
+    spots = [
+        (0.0, "a", "cafe", 4),
+        (0.1, "b", "bar", 3),
+        (0.2, "c", "cafe", 2),
+        (0.3, "d", "bar", 1),
+        (1.0, "e", "cafe", 0),
+    ]
     for lon, name, kind, rank in spots:
         Place(name=name, kind=kind, lon=lon, lat=0.0, rank=rank)
     rom.session.commit()
@@ -56,8 +61,9 @@ def test_near_combined_with_filters_and_order(conn):
     q = Place.query.near("loc", 0, 0, 50, "km").filter(kind="cafe")
     assert sorted(ids(q.all())) == [1, 3]
     assert ids(q.order_by("rank").all()) == [3, 1]
-    assert ids(Place.query.filter(kind="bar").near("loc", 0, 0, 200, "km", count=2)
-               .order_by("-rank").all()) == [2]
+    assert ids(
+        Place.query.filter(kind="bar").near("loc", 0, 0, 200, "km", count=2).order_by("-rank").all()
+    ) == [2]
 
 
 def test_near_skips_and_purges_stale_geo_members(conn):

@@ -41,8 +41,10 @@ def test_plan_of_tokens_ranges_and_order(round_trips):
     """Filters compile to index keys and steps; nothing is sent to Redis."""
     Post = make_post()
     round_trips.reset()
-    plan = Post.query.filter(title="Hello", score=(1, None), flag=True).order_by("-score")._plan(
-        "count"
+    plan = (
+        Post.query.filter(title="Hello", score=(1, None), flag=True)
+        .order_by("-score")
+        ._plan("count")
     )
     assert round_trips.count == 0
     assert re.match(rf"^Post:{UUID}$", plan.keys[0])
@@ -82,8 +84,11 @@ def test_plan_of_prefix_suffix_and_like(round_trips):
     assert plan.keys[2:] == ["Post:title:pre", "Post:name:suf", "Post:name:pre"]
     pre, suf, like = plan.spec["f"]
     assert pre == {
-        "t": "p", "k": 3, "s": "ab",
-        "lo": repr(_prefix_score("ab")), "hi": repr(_prefix_score("ab", next=True)),
+        "t": "p",
+        "k": 3,
+        "s": "ab",
+        "lo": repr(_prefix_score("ab")),
+        "hi": repr(_prefix_score("ab", next=True)),
     }
     assert suf["s"] == "zyx" and suf["t"] == "p"
     assert like["t"] == "l" and like["s"] == "^a%.b.-"
@@ -235,8 +240,7 @@ def test_queries_stay_in_the_model_slot(conn, monkeypatch):
     rom.session.commit()
     rom.session.rollback()
     calls.clear()
-    assert [p.id for p in Post.query.filter(title="hello").order_by("-score").all()] == [
-        4, 3, 2, 1]
+    assert [p.id for p in Post.query.filter(title="hello").order_by("-score").all()] == [4, 3, 2, 1]
     assert Post.query.startswith(name="n").count() == 4
     assert Post.query.near("loc", 0, 0, 1, "km").count() == 4
     assert [p.id for p in Post.query.all()] == [1, 2, 3, 4]

@@ -37,8 +37,14 @@ def _cut(word, i, j, wild, lead):
 
 
 like_st = st.one_of(
-    st.builds(_cut, st.sampled_from(VOCAB + TAGS), st.integers(0, 4), st.integers(0, 5),
-              st.sampled_from(["?", "*", "+", "!", "", "??"]), st.booleans()),
+    st.builds(
+        _cut,
+        st.sampled_from(VOCAB + TAGS),
+        st.integers(0, 4),
+        st.integers(0, 5),
+        st.sampled_from(["?", "*", "+", "!", "", "??"]),
+        st.booleans(),
+    ),
     st.lists(st.sampled_from(LIKE_CHARS), max_size=4).map("".join),
 )
 op_st = st.one_of(
@@ -87,8 +93,11 @@ def matches(row, op):
         return any(w.lower() in tokens for w in op[1])
     if kind == "range":
         value = row[op[1]]
-        return value is not None and (op[2] is None or value >= op[2]) and (
-            op[3] is None or value <= op[3])
+        return (
+            value is not None
+            and (op[2] is None or value >= op[2])
+            and (op[3] is None or value <= op[3])
+        )
     if kind == "eq":
         return row["n"] == op[1]
     if kind == "flag":
@@ -170,8 +179,8 @@ def test_random_queries_match_the_oracle(conn, rows, spec):
         offset, count = spec["limit"]
         query = query.limit(offset, count)
         start = max(offset, 0)
-        window = expected[start:start + count] if order is not None else None
-        size = len(expected[start:start + count])
+        window = expected[start : start + count] if order is not None else None
+        size = len(expected[start : start + count])
     else:
         window = expected if order is not None else None
         size = len(expected)
