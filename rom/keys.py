@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import uuid
 
+from redis.cluster import ClusterPipeline, RedisCluster
+
 __all__ = ["KeySpace", "is_cluster"]
+
+_CLUSTER_TYPES = (RedisCluster, ClusterPipeline)
+_KNOWN: dict[type, bool] = {}
 
 
 def is_cluster(conn: object) -> bool:
     """Whether ``conn`` is a redis-py cluster client (or a pipeline of one)."""
-    try:
-        from redis.cluster import ClusterPipeline, RedisCluster
-    except ImportError:  # pragma: no cover - redis-py always has it since 4.1
-        return False
-    return isinstance(conn, (RedisCluster, ClusterPipeline))
+    kind = type(conn)
+    known = _KNOWN.get(kind)
+    if known is None:
+        known = _KNOWN[kind] = issubclass(kind, _CLUSTER_TYPES)
+    return known
 
 
 class KeySpace:

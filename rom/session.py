@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import weakref
 from collections.abc import Iterable, Iterator
@@ -29,6 +30,11 @@ def _is_model(obj: Any) -> bool:
     return isinstance(obj, Model)
 
 
+def _util() -> Any:
+    """``rom.util`` (imported late: it imports this module)."""
+    return sys.modules["rom.util"]
+
+
 class Session(threading.local):
     """Identity map of the entities this thread has created or loaded.
 
@@ -51,9 +57,7 @@ class Session(threading.local):
         """Whether this thread keeps no identity map (default: ``rom.util.NULL_SESSION``)."""
         value = self.__dict__.get("_null_session")
         if value is None:
-            from . import util
-
-            return bool(util.NULL_SESSION)
+            return bool(_util().NULL_SESSION)
         return bool(value)
 
     @null_session.setter
@@ -67,12 +71,15 @@ class Session(threading.local):
     # -- identity map ------------------------------------------------------------------------
     def add(self, obj: Any) -> None:
         """Remember ``obj`` (ignored in null-session mode or while it has no pk)."""
-        if self.null_session:
+        null = self.__dict__.get("_null_session")
+        if null or (null is None and _util().NULL_SESSION):
             return
         pk = obj._data.get(obj._pkey)
         if pk is None:
             return
         key = f"{obj._namespace}:{pk}"
+        if self.known.get(key) is obj:
+            return  # already known (the weak map then holds it too)
         self.known[key] = obj
         self.wknown[key] = obj
 

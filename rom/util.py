@@ -172,9 +172,8 @@ def _connect(obj: Any) -> Any:
     conn = getattr(obj, "CONN", None)
     if conn is not None:
         return conn
-    from . import util
-
-    return util.get_connection()
+    # a module-global lookup at call time: sees a monkey-patched rom.util.get_connection
+    return get_connection()
 
 
 #: ``(replicas, timeout_seconds)`` every write waits for, or ``None`` (see set_durability)

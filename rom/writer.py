@@ -11,6 +11,7 @@ stored record, and the plan is rebuilt once more against it.
 from __future__ import annotations
 
 import json
+import sys
 import math
 import warnings
 from collections.abc import Iterable, Sequence
@@ -135,58 +136,93 @@ def _score(value: Any, col: Any) -> str:
     return repr(number)
 
 
-def index_entries(model: Any, data: dict[str, Any]) -> IndexEntries:
-    """Compute every index entry of an entity from its Python values (API.md §8.2)."""
+_Part = tuple[list[str], dict[str, str], list[tuple[str, str]], list[tuple[str, str]]]
+
+
+def _column_entries(attr: str, col: Any, data: dict[str, Any]) -> tuple[_Part, bool]:
+    """Index entries of one column, (tokens, scores, prefix, suffix), and whether they may
+    be cached (not when a warning must repeat on every save, as in rom)."""
+    tokens: list[str] = []
+    scores: dict[str, str] = {}
+    prefix: list[tuple[str, str]] = []
+    suffix: list[tuple[str, str]] = []
+    if col._keygen2:
+        result = col._keygen(attr, data)
+    else:
+        value = data.get(attr)
+        if value is None:
+            return (tokens, scores, prefix, suffix), True
+        result = col._keygen(value)
+    if not result:
+        return (tokens, scores, prefix, suffix), True
+    if isinstance(result, (list, tuple, set)):
+        latin1 = col._keygen_name() in LATIN1_KEYGEN_NAMES
+        items = [_item_text(item, latin1, col) for item in result]
+        if col._index:
+            tokens.extend(f"{attr}:{item}" for item in items)
+        if col._prefix:
+            prefix.extend((attr, item) for item in items)
+        if col._suffix:
+            suffix.extend((attr, item[::-1]) for item in items)
+    elif isinstance(result, dict):
+        if col._index:
+            for key, val in result.items():
+                if key == "":
+                    scores[attr] = _score(val, col)
+                elif val is None or val == "":
+                    tokens.append(f"{attr}:{key}")
+                else:
+                    scores[f"{attr}:{key}"] = _score(val, col)
+        if col._prefix or col._suffix:
+            name = col._keygen_name()
+            value = data.get(attr)
+            if name in SORT_KEYGEN_NAMES and value:
+                text = latin1_text(value) if isinstance(value, bytes) else str(value)
+                if name != "SIMPLE":
+                    text = text.lower()
+                if col._prefix:
+                    prefix.append((attr, text))
+                if col._suffix:
+                    suffix.append((attr, text[::-1]))
+            else:
+                warnings.warn(
+                    "Prefix indexes are currently not enabled for non-standard keygen functions",
+                    stacklevel=5,
+                )
+                return (tokens, scores, prefix, suffix), False
+    else:
+        raise ColumnError(
+            f"Don't know how to turn {result!r:.100} into a sequence of keys (column {attr!r})"
+        )
+    return (tokens, scores, prefix, suffix), True
+
+
+def index_entries(
+    model: Any,
+    data: dict[str, Any],
+    texts: dict[str, str] | None = None,
+    cache: dict[str, tuple[str, _Part]] | None = None,
+) -> IndexEntries:
+    """Compute every index entry of an entity from its Python values (API.md §8.2).
+
+    With ``texts`` (the stored texts of ``data``) and a ``cache`` dict kept on the entity,
+    the entries of a plain-keygen column whose stored text did not change are reused.
+    """
     out = IndexEntries()
     for attr, col in model._indexed_columns:
-        if col._keygen2:
-            result = col._keygen(attr, data)
+        text = texts.get(attr) if texts is not None and not col._keygen2 else None
+        hit = cache.get(attr) if cache is not None and text is not None else None
+        if hit is not None and hit[0] == text:
+            part = hit[1]
         else:
-            value = data.get(attr)
-            if value is None:
-                continue
-            result = col._keygen(value)
-        if not result:
-            continue
-        if isinstance(result, (list, tuple, set)):
-            latin1 = col._keygen_name() in LATIN1_KEYGEN_NAMES
-            items = [_item_text(item, latin1, col) for item in result]
-            if col._index:
-                out.tokens.extend(f"{attr}:{item}" for item in items)
-            if col._prefix:
-                out.prefix.extend((attr, item) for item in items)
-            if col._suffix:
-                out.suffix.extend((attr, item[::-1]) for item in items)
-        elif isinstance(result, dict):
-            if col._index:
-                for key, val in result.items():
-                    if key == "":
-                        out.scores[attr] = _score(val, col)
-                    elif val is None or val == "":
-                        out.tokens.append(f"{attr}:{key}")
-                    else:
-                        out.scores[f"{attr}:{key}"] = _score(val, col)
-            if col._prefix or col._suffix:
-                name = col._keygen_name()
-                value = data.get(attr)
-                if name in SORT_KEYGEN_NAMES and value:
-                    text = latin1_text(value) if isinstance(value, bytes) else str(value)
-                    if name != "SIMPLE":
-                        text = text.lower()
-                    if col._prefix:
-                        out.prefix.append((attr, text))
-                    if col._suffix:
-                        out.suffix.append((attr, text[::-1]))
-                else:
-                    warnings.warn(
-                        "Prefix indexes are currently not enabled for non-standard keygen "
-                        "functions",
-                        stacklevel=4,
-                    )
-        else:
-            raise ColumnError(
-                f"Don't know how to turn {result!r:.100} into a sequence of keys (column {attr!r})"
-            )
+            part, cacheable = _column_entries(attr, col, data)
+            if cache is not None and text is not None and cacheable:
+                cache[attr] = (text, part)
+        tokens, scores, prefix, suffix = part
+        out.tokens.extend(tokens)
+        out.scores.update(scores)
+        out.prefix.extend(prefix)
+        out.suffix.extend(suffix)
     for name, geo in model._geo.items():
         point = geo.callback(AttrDict(data))
         if isinstance(point, list):
@@ -205,6 +241,18 @@ def index_entries(model: Any, data: dict[str, Any]) -> IndexEntries:
             raise ORMError(f"Geo callback {name!r} returned coordinates out of range")
         out.geo[name] = (repr(lon), repr(lat))
     return out
+
+
+def _old_bookkeeping(entity: Any) -> list[list[Any]]:
+    """The parsed bookkeeping the entity last saw (parsed once per stored text)."""
+    text = entity._last_bk
+    cached = vars(entity).get("_bk_parsed")
+    if cached is not None and cached[0] == text:
+        slots: list[list[Any]] = cached[1]
+        return slots
+    slots = parse_bookkeeping(text)
+    entity._bk_parsed = (text, slots)
+    return slots
 
 
 def parse_bookkeeping(text: str | None) -> list[list[Any]]:
@@ -266,10 +314,10 @@ class Batch:
         self.refs.append([self.key(key), score, score, *sorted(set(members))])
 
     def args(self) -> list[str]:
-        return [
-            json.dumps(self.plans, separators=(",", ":")),
-            json.dumps(self.refs, separators=(",", ":")),
-        ]
+        plans = json.dumps(self.plans, separators=(",", ":"))
+        if not self.refs:
+            return [plans]
+        return [plans, json.dumps(self.refs, separators=(",", ":"))]
 
     def run(self, conn: Any) -> Any:
         return run_script(conn, "write", self.keys, self.args())
@@ -356,6 +404,16 @@ def _unique_values(
         if all(v is not None for v in values):
             out[":".join(group)] = _encode_unique_constraint(values)
     return out
+
+
+def _model_cache(model: Any) -> dict[str, Any]:
+    """Per-model values the writer derives from the definition (computed once)."""
+    cache: dict[str, Any] | None = vars(model).get("_writer_cache")
+    if cache is None:
+        cache = {"sources": _index_sources(model), "unique": _unique_columns(model)}
+        cache["unique_sorted"] = sorted(cache["unique"])
+        model._writer_cache = cache
+    return cache
 
 
 def _index_sources(model: Any) -> set[str]:
@@ -473,13 +531,31 @@ class SaveState(_State):
             self.sources: list[str] = []
         else:
             skip = set(self.changed) | set(self.removed) | {pkattr}
-            self.sources = sorted(_index_sources(model) - skip)
+            self.sources = sorted(_model_cache(model)["sources"] - skip)
         self._merged: tuple[tuple[str, str | None], ...] = ()
         self._derive(self.data, texts)
 
     def _derive(self, data: dict[str, Any], texts: dict[str, str]) -> None:
-        self.entries = index_entries(self.model, data)
-        self.bookkeeping = self.entries.bookkeeping()
+        cache = self.entity.__dict__.setdefault("_index_cache", {})
+        entries = self.entries = index_entries(self.model, data, texts, cache)
+        # the bookkeeping records index names, not scores: reuse the stored text when the
+        # names are those of the last save (an update of a numeric column, say)
+        last = vars(self.entity).get("_bk_entries")
+        if (
+            last is not None
+            and last[0] == self.entity._last_bk
+            and last[1]
+            == (
+                entries.tokens,
+                list(entries.scores),
+                entries.prefix,
+                entries.suffix,
+                list(entries.geo),
+            )
+        ):
+            self.bookkeeping = last[0]
+        else:
+            self.bookkeeping = entries.bookkeeping()
         self.new_unique = _unique_values(self.model, texts, data)
 
     def _merge(self) -> None:
@@ -525,7 +601,7 @@ class SaveState(_State):
             plan["hs"] = hs
         if self.removed:
             plan["hd"] = self.removed
-        unique_cols = _unique_columns(model)
+        unique_cols = _model_cache(model)["unique"]
         if not self.as_new:
             check = set(self.changed) | set(self.removed)
             check.discard(pkattr)
@@ -534,14 +610,15 @@ class SaveState(_State):
             if self.sources:
                 plan["ex"] = [[a, self.last.get(a)] for a in self.sources]
         elif unique_cols and not entity._new:
-            plan["ex"] = [[a, self.last.get(a)] for a in sorted(unique_cols)]
+            plan["ex"] = [[a, self.last.get(a)] for a in _model_cache(model)["unique_sorted"]]
         if self.new_unique:
             plan["u"] = [[batch.key(ks.unique(n)), v] for n, v in self.new_unique.items()]
-        old_unique = _unique_values(model, self.last, dict(self.last))
-        release = [(n, v) for n, v in old_unique.items() if self.new_unique.get(n) != v]
-        if release:
-            plan["ur"] = [[batch.key(ks.unique(n)), v] for n, v in release]
-        old = parse_bookkeeping(entity._last_bk)
+        if model._unique or model._cunique:
+            old_unique = _unique_values(model, self.last, dict(self.last))
+            release = [(n, v) for n, v in old_unique.items() if self.new_unique.get(n) != v]
+            if release:
+                plan["ur"] = [[batch.key(ks.unique(n)), v] for n, v in release]
+        old = _old_bookkeeping(entity)
         plan.update(_index_ops(batch, ks, self.pk, old, self.entries, self.full or self.as_new))
         plan.update(expiry.plan_fields(self, batch, delete=False))
         return plan
@@ -568,9 +645,30 @@ class SaveState(_State):
 
     def done(self) -> None:
         entity = self.entity
+        entries = self.entries
         entity._last = self.texts
         entity._last_bk = self.bookkeeping
         entity._last_legacy = False
+        entity._bk_entries = (
+            self.bookkeeping,
+            (
+                entries.tokens,
+                list(entries.scores),
+                entries.prefix,
+                entries.suffix,
+                list(entries.geo),
+            ),
+        )
+        entity._bk_parsed = (
+            self.bookkeeping,
+            [
+                list(entries.tokens),
+                list(entries.scores),
+                [list(p) for p in entries.prefix],
+                [list(p) for p in entries.suffix],
+                list(entries.geo),
+            ],
+        )
 
 
 class DeleteState(_State):
@@ -583,15 +681,13 @@ class DeleteState(_State):
         model, ks = self.model, self.ks
         plan = self._common(batch)
         plan["d"] = 1
-        unique_cols = _unique_columns(model)
+        unique_cols = _model_cache(model)["unique_sorted"]
         if unique_cols:
-            plan["ex"] = [[a, self.last.get(a)] for a in sorted(unique_cols)]
+            plan["ex"] = [[a, self.last.get(a)] for a in unique_cols]
         old_unique = _unique_values(model, self.last, dict(self.last))
         if old_unique:
             plan["ur"] = [[batch.key(ks.unique(n)), v] for n, v in old_unique.items()]
-        plan.update(
-            _index_ops(batch, ks, self.pk, parse_bookkeeping(self.entity._last_bk), None, False)
-        )
+        plan.update(_index_ops(batch, ks, self.pk, _old_bookkeeping(self.entity), None, False))
         unsafe = [batch.key(ks.unsafe(self.pk, attr)) for attr in model._unsafe_columns]
         if unsafe:
             plan["dk"] = unsafe
@@ -662,9 +758,7 @@ def wait_for_replicas(conn: Any, model: Any, key: str) -> None:
     """
     setting = getattr(model, "_durability", None)
     if setting is None:
-        from . import util
-
-        setting = util.DURABILITY
+        setting = sys.modules["rom.util"].DURABILITY
     if not setting or not setting[0]:
         return
     replicas, timeout = setting
