@@ -11,8 +11,8 @@ stored record, and the plan is rebuilt once more against it.
 from __future__ import annotations
 
 import json
-import sys
 import math
+import sys
 import warnings
 from collections.abc import Iterable, Sequence
 from decimal import Decimal, InvalidOperation
