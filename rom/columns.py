@@ -357,6 +357,12 @@ class Integer(Column[T]):
             raise ValueError("not a finite number")
         return int(value)
 
+    def _from_redis(self, text: str) -> Any:
+        try:
+            return int(text)  # the stored form; anything else takes the general path
+        except ValueError:
+            return self._convert(text)
+
     def _check(self, value: Any) -> Any:
         if type(value) is not int:
             if isinstance(value, int):
@@ -415,6 +421,9 @@ class Float(Column[T]):
         if isinstance(value, bytes):
             value = value.decode("latin-1")
         return float(value)
+
+    def _from_redis(self, text: str) -> Any:
+        return float(text)
 
     def _check(self, value: Any) -> Any:
         if isinstance(value, bool):

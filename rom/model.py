@@ -349,11 +349,14 @@ class Model(metaclass=_ModelMetaclass):
         data: dict[str, Any] = {}
         last: dict[str, str] = {}
         try:
-            texts = {
-                to_text(k): to_text(v)
-                for k, v in fields.items()
-                if v is not None and v is not False
-            }
+            try:  # the usual reply: bytes names and values
+                texts = {k.decode(): v.decode() for k, v in fields.items()}
+            except AttributeError:  # decode_responses=True, or Lua false/None values
+                texts = {
+                    to_text(k): to_text(v)
+                    for k, v in fields.items()
+                    if v is not None and v is not False
+                }
         except UnicodeDecodeError as err:
             raise InvalidColumnValue(
                 f"Stored data of {cls.__name__} is not UTF-8 text: {err}"
