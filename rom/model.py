@@ -344,7 +344,7 @@ class Model(metaclass=_ModelMetaclass):
         return bool(MODELS_REFERENCED.get(cls.__name__) or MODELS_REFERENCED.get(cls._namespace))
 
     # -- loading ----------------------------------------------------------------------------
-    def _init_loaded(self, fields: dict[str, Any]) -> None:
+    def _init_loaded(self, fields: dict[Any, Any]) -> None:
         cls = type(self)
         data: dict[str, Any] = {}
         last: dict[str, str] = {}
