@@ -265,6 +265,7 @@ from .maintenance import (  # noqa: E402
     refresh_indices,
     show_progress,
 )
+from .verify import verify_indexes as verify_indexes  # noqa: E402
 
 _reexported = (
     _bigint_to_float,
