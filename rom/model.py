@@ -18,6 +18,8 @@ import copy as _copy
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
+from redis.exceptions import ResponseError
+
 from . import expiry
 from .columns import (
     MODELS,
@@ -332,7 +334,10 @@ class Model(metaclass=_ModelMetaclass):
     @classmethod
     def _allocate_pk(cls) -> int:
         conn = cls._connection
-        return int(conn.incr(cls._keyspace(conn).counter(cls._pkey)))
+        try:
+            return int(conn.incr(cls._keyspace(conn).counter(cls._pkey)))
+        except ResponseError as err:  # out of memory, read-only replica, wrong type...
+            raise ORMError(f"Redis refused a new id for {cls.__name__}: {err}") from err
 
     @classmethod
     def _keyspace(cls, conn: Any) -> KeySpace:

@@ -423,6 +423,8 @@ class Query(Generic[M]):
             cols = list(column_names)
         if not cols:
             raise QueryError("select() needs at least one column")
+        if not all(isinstance(c, str) for c in cols):
+            raise QueryError(f"select() takes column names, got {cols!r:.200}")
         if len(set(cols)) != len(cols):
             raise QueryError(f"Duplicate columns in select(): {cols!r}")
         model = self._model
@@ -684,7 +686,7 @@ class Query(Generic[M]):
         """
         try:
             ttl = int(timeout)
-        except (TypeError, ValueError) as err:
+        except (TypeError, ValueError, OverflowError) as err:
             raise QueryError(f"Invalid timeout {timeout!r:.100}") from err
         if ttl < 1:
             raise QueryError("Timeout must be at least 1 second")

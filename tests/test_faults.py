@@ -451,12 +451,6 @@ def test_out_of_memory_is_a_clear_rom_error(servers, capsys):
     assert report.problems == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="model.py bug: constructing an entity allocates its id with a plain INCR outside "
-    "run_script, so an out-of-memory server raises redis.exceptions.OutOfMemoryError (a "
-    "ResponseError) instead of a rom error",
-)
 def test_constructing_an_entity_out_of_memory_is_a_rom_error(servers):
     """Allocating an id when Redis refuses writes for memory raises an ORMError."""
     server = servers("--maxmemory", "1mb", "--maxmemory-policy", "noeviction")
@@ -510,12 +504,6 @@ def test_read_only_replica_gives_a_clear_error(servers, capsys):
     assert report.problems == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="model.py bug: constructing an entity on a read-only replica connection raises "
-    "redis.exceptions.ReadOnlyError (from the id INCR outside run_script) instead of a rom "
-    "error",
-)
 def test_constructing_an_entity_on_a_replica_is_a_rom_error(servers):
     """Allocating an id through a read-only replica raises an ORMError."""
     _master, replica = _replica(servers)

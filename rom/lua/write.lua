@@ -70,6 +70,7 @@ end
 -- 1. checks, for every plan, before anything is written
 local owns = {}
 local legacies = {}
+local claims = {}  -- unique entries claimed by the plans checked so far: field -> pk
 for n, plan in ipairs(plans) do
   local pk = plan.pk
   local ent = KEYS[plan.k]
@@ -116,6 +117,9 @@ for n, plan in ipairs(plans) do
 
   local own = {}
   for i, p in ipairs(list(plan.u)) do
+    local claim = KEYS[p[1]] .. '\0' .. p[2]
+    if claims[claim] and claims[claim] ~= pk then return {'unique', n, i} end
+    claims[claim] = pk
     local cur = redis.call('HGET', KEYS[p[1]], p[2])
     if cur and cur ~= pk then
       -- owned by another entity of this same call that gives it up, or by an expired
