@@ -23,8 +23,6 @@ import warnings
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from redis.exceptions import ResponseError
-
 from . import writer
 from .columns import MODELS
 from .encoding import to_text
@@ -38,14 +36,6 @@ __all__ = [
     "refresh_indices",
     "show_progress",
 ]
-
-
-def _results(pipe: Any) -> list[Any]:
-    """Run a read pipeline; a Redis refusal (e.g. a key of the wrong type) is an ORMError."""
-    try:
-        return list(pipe.execute())
-    except ResponseError as err:
-        raise ORMError(f"Redis refused a read: {err}") from err
 
 
 _MAX_ATTEMPTS = 8
@@ -113,7 +103,7 @@ def _rebuild(model: Any, conn: Any, ids: list[int]) -> None:
         pipe = conn.pipeline(transaction=False)
         for pk in ids:
             pipe.hgetall(ks.entity(pk))
-        loaded = [model._from_hash(raw, add=False) for raw in _results(pipe) if raw]
+        loaded = [model._from_hash(raw, add=False) for raw in writer.run_pipeline(pipe) if raw]
         if not loaded:
             return
         states = [writer.SaveState(e, full=True) for e in loaded]
@@ -193,7 +183,7 @@ def _clean_legacy(model: Any, conn: Any, items: list[tuple[Any, Any]]) -> int:
     pipe = conn.pipeline(transaction=False)
     for pk, _record in records:
         pipe.exists(ks.entity(pk))
-    missing = [r for r, found in zip(records, _results(pipe), strict=True) if not found]
+    missing = [r for r, found in zip(records, writer.run_pipeline(pipe), strict=True) if not found]
     batch = writer.Batch()
     todo: list[dict[str, Any]] = []
     for pk, record in missing:
@@ -231,7 +221,7 @@ def _clean_unique(model: Any, conn: Any, key: str, items: list[tuple[Any, Any]])
     pipe = conn.pipeline(transaction=False)
     for _field, pk in pairs:
         pipe.exists(ks.entity(pk))
-    missing = [p for p, found in zip(pairs, _results(pipe), strict=True) if not found]
+    missing = [p for p, found in zip(pairs, writer.run_pipeline(pipe), strict=True) if not found]
     if not missing:
         return 0
     keys = [key]

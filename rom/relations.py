@@ -52,8 +52,6 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal as _Decimal
 from typing import Any
 
-from redis.exceptions import ResponseError
-
 from . import writer
 from .columns import (
     MODELS,
@@ -78,14 +76,6 @@ from .keys import is_cluster
 from .session import session
 
 __all__ = ["delete_with_rules", "transfer"]
-
-
-def _results(pipe: Any) -> list[Any]:
-    """Run a read pipeline; a Redis refusal (e.g. a key of the wrong type) is an ORMError."""
-    try:
-        return list(pipe.execute())
-    except ResponseError as err:
-        raise ORMError(f"Redis refused a read: {err}") from err
 
 
 #: how often a delete is planned again when its references changed under it
@@ -181,7 +171,7 @@ def _load(reads: list[_Read], plan: _Plan, loaded: dict[str, Any]) -> None:
         pipe = conn.pipeline(transaction=False)
         for read in group:
             pipe.zrangebyscore(read.key, read.pk, read.pk)
-        for read, members in zip(group, _results(pipe), strict=True):
+        for read, members in zip(group, writer.run_pipeline(pipe), strict=True):
             read.members = [to_text(m) for m in members]
     wanted: dict[str, tuple[Any, str]] = {}
     for read in reads:
@@ -198,7 +188,7 @@ def _load(reads: list[_Read], plan: _Plan, loaded: dict[str, Any]) -> None:
         pipe = conn.pipeline(transaction=False)
         for _key, model, member in items:
             pipe.hgetall(model._keyspace(conn).entity(member))
-        for (key, model, _member), raw in zip(items, _results(pipe), strict=True):
+        for (key, model, _member), raw in zip(items, writer.run_pipeline(pipe), strict=True):
             # an index entry without its hash (deleted outside rom) is not a referrer
             loaded[key] = model._from_hash(raw, add=False) if raw else None
 
@@ -556,7 +546,7 @@ def _reload(conn: Any, entities: Sequence[Any], keys: list[str]) -> None:
     pipe = conn.pipeline(transaction=False)
     for _e, key in distinct.values():
         pipe.hgetall(key)
-    for (e, _key), raw in zip(distinct.values(), _results(pipe), strict=True):
+    for (e, _key), raw in zip(distinct.values(), writer.run_pipeline(pipe), strict=True):
         if raw:
             e._init_loaded(raw)
             e.__dict__.pop("_unsafe", None)

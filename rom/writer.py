@@ -276,6 +276,14 @@ def parse_bookkeeping(text: str | None) -> list[list[Any]]:
     return slots
 
 
+def run_pipeline(pipe: Any) -> list[Any]:
+    """Run a read pipeline; a Redis refusal (e.g. a key of the wrong type) is an ORMError."""
+    try:
+        return list(pipe.execute())
+    except ResponseError as err:
+        raise ORMError(f"Redis refused a read: {err}") from err
+
+
 def run_script(conn: Any, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
     """Run a packaged script, turning Redis refusals into rom exceptions."""
     try:

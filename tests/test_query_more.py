@@ -209,3 +209,28 @@ def test_results_are_consistent_under_concurrent_writes(conn):
         thread.join()
     assert not errors
     assert checked > 0
+
+
+def test_single_range_pages_read_from_the_index(conn, round_trips):
+    """A lone range filter pages straight from its index: same rows, one round trip."""
+
+    class Reading(rom.Model):
+        v = rom.Integer(index=True)
+
+    for i in range(12):
+        Reading(v=i % 6)  # ties: ordered by pk text
+    rom.session.commit()
+    rom.session.rollback()
+    query = Reading.query.filter(v=(1, 4))
+    expected = sorted(
+        (r for r in Reading.get(list(range(1, 13))) if 1 <= r.v <= 4),
+        key=lambda r: (r.v, str(r.id)),
+    )
+    round_trips.reset()
+    assert [r.id for r in query.limit(2, 3).all()] == [r.id for r in expected[2:5]]
+    assert round_trips.count == 1
+    assert [r.id for r in query.iter_result(pagesize=3)] == [r.id for r in expected]
+    assert [r.id for r in query.limit(7, 5).all()] == [r.id for r in expected[7:]]
+    assert query.filter(v=(9, None)).all() == []
+    assert Reading.query.filter(v=(100, 200)).all() == []
+    assert conn.keys("Reading:*-*") == []  # no temp key left behind

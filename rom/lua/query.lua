@@ -339,6 +339,7 @@ end
 
 -- page / next
 local src = T
+local rng = nil  -- a lone range filter read straight from its index
 if mode == 'page' then
   if #steps == 0 and order and order.d == 1 and not xkey then
     -- ascending order only: read the index itself (no copy unless more pages follow)
@@ -347,13 +348,26 @@ if mode == 'page' then
       return {plan.off, 0, 0}
     end
     src = okey
+  elseif #steps == 1 and steps[1].t == 'r' and not order and not xkey then
+    -- one range: page through the index by score (no copy unless more pages follow)
+    rng = steps[1]
+    src = KEYS[rng.k]
+    if ktype(src) ~= 'zset' then
+      cleanup(false)
+      return {plan.off, 0, 0}
+    end
   elseif not ((#steps > 0 or order) and build()) then
     cleanup(false)
     return {plan.off, 0, 0}
   end
 end
 
-local total = redis.call('ZCARD', src)
+local total
+if rng then
+  total = redis.call('ZCOUNT', src, rng.lo, rng.hi)
+else
+  total = redis.call('ZCARD', src)
+end
 local stop = plan.stop
 if stop < 0 or stop > total then stop = total end
 local want = plan.w
@@ -362,7 +376,12 @@ local found = 0
 local r = plan.off
 while found < want and r < stop do
   local last = math.min(stop - 1, r + math.max(want - found, 1) - 1)
-  local ids = redis.call('ZRANGE', src, r, last)
+  local ids
+  if rng then
+    ids = redis.call('ZRANGE', src, rng.lo, rng.hi, 'BYSCORE', 'LIMIT', r, last - r + 1)
+  else
+    ids = redis.call('ZRANGE', src, r, last)
+  end
   if #ids == 0 then break end
   for _, id in ipairs(ids) do
     r = r + 1
@@ -379,7 +398,11 @@ while found < want and r < stop do
 end
 out[1] = r
 if plan.keep > 0 and r < stop then
-  if src ~= T then redis.call('ZUNIONSTORE', T, 1, src) end
+  if rng then
+    redis.call('ZRANGESTORE', T, src, rng.lo, rng.hi, 'BYSCORE')
+  elseif src ~= T then
+    redis.call('ZUNIONSTORE', T, 1, src)
+  end
   redis.call('EXPIRE', T, plan.keep)
   out[3] = 1
   cleanup(true)
