@@ -234,3 +234,24 @@ def test_single_range_pages_read_from_the_index(conn, round_trips):
     assert query.filter(v=(9, None)).all() == []
     assert Reading.query.filter(v=(100, 200)).all() == []
     assert conn.keys("Reading:*-*") == []  # no temp key left behind
+
+
+def test_single_token_pages_read_from_the_set(conn, round_trips):
+    """A lone token filter pages straight from its set, in pk-as-text order."""
+
+    class Tagged(rom.Model):
+        tag = rom.Text(index=True, keygen=rom.IDENTITY)
+
+    for i in range(12):
+        Tagged(tag="a" if i % 3 else "b")
+    rom.session.commit()
+    rom.session.rollback()
+    expected = sorted((str(t.id) for t in Tagged.get(list(range(1, 13))) if t.tag == "a"))
+    query = Tagged.query.filter(tag="a")
+    round_trips.reset()
+    assert [str(t.id) for t in query.limit(1, 4).all()] == expected[1:5]
+    assert round_trips.count == 1
+    assert [str(t.id) for t in query.iter_result(pagesize=3)] == expected
+    assert [str(t.id) for t in query.all()] == expected
+    assert Tagged.query.filter(tag="zzz").all() == []
+    assert conn.keys("Tagged:*-*") == []  # no temp key left behind

@@ -340,6 +340,7 @@ end
 -- page / next
 local src = T
 local rng = nil  -- a lone range filter read straight from its index
+local tok = nil  -- a lone token filter read straight from its set (pk text order)
 if mode == 'page' then
   if #steps == 0 and order and order.d == 1 and not xkey then
     -- ascending order only: read the index itself (no copy unless more pages follow)
@@ -356,6 +357,13 @@ if mode == 'page' then
       cleanup(false)
       return {plan.off, 0, 0}
     end
+  elseif #steps == 1 and steps[1].t == 's' and not order and not xkey then
+    tok = steps[1]
+    src = KEYS[tok.k]
+    if ktype(src) ~= 'set' then
+      cleanup(false)
+      return {plan.off, 0, 0}
+    end
   elseif not ((#steps > 0 or order) and build()) then
     cleanup(false)
     return {plan.off, 0, 0}
@@ -365,6 +373,8 @@ end
 local total
 if rng then
   total = redis.call('ZCOUNT', src, rng.lo, rng.hi)
+elseif tok then
+  total = redis.call('SCARD', src)
 else
   total = redis.call('ZCARD', src)
 end
@@ -379,6 +389,8 @@ while found < want and r < stop do
   local ids
   if rng then
     ids = redis.call('ZRANGE', src, rng.lo, rng.hi, 'BYSCORE', 'LIMIT', r, last - r + 1)
+  elseif tok then
+    ids = redis.call('SORT', src, 'ALPHA', 'LIMIT', r, last - r + 1)
   else
     ids = redis.call('ZRANGE', src, r, last)
   end
@@ -400,6 +412,8 @@ out[1] = r
 if plan.keep > 0 and r < stop then
   if rng then
     redis.call('ZRANGESTORE', T, src, rng.lo, rng.hi, 'BYSCORE')
+  elseif tok then
+    redis.call('ZUNIONSTORE', T, 1, src, 'WEIGHTS', 0)
   elseif src ~= T then
     redis.call('ZUNIONSTORE', T, 1, src)
   end
