@@ -246,7 +246,7 @@ def test_single_token_pages_read_from_the_set(conn, round_trips):
         Tagged(tag="a" if i % 3 else "b")
     rom.session.commit()
     rom.session.rollback()
-    expected = sorted((str(t.id) for t in Tagged.get(list(range(1, 13))) if t.tag == "a"))
+    expected = sorted(str(t.id) for t in Tagged.get(list(range(1, 13))) if t.tag == "a")
     query = Tagged.query.filter(tag="a")
     round_trips.reset()
     assert [str(t.id) for t in query.limit(1, 4).all()] == expected[1:5]
