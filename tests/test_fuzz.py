@@ -341,6 +341,7 @@ def executed(query: Any) -> None:
         run((), result)
 
 
+@pytest.mark.filterwarnings("ignore:Ordering by column:UserWarning")  # rom warns, as 1.x
 @given(
     tags=st.lists(special_text, max_size=6),
     ops=st.lists(
