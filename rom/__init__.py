@@ -46,7 +46,6 @@ from .columns import (
     Time,
     UnsafeColumn,
 )
-from .encoding import _encode_unique_constraint, _prefix_score
 from .exceptions import (
     ColumnError,
     DataRaceError,
@@ -60,7 +59,8 @@ from .exceptions import (
     UniqueKeyViolation,
 )
 from .index import GeneralIndex, GeoIndex, Pattern, Prefix, Suffix
-from .model import Model, _ModelMetaclass
+from .model import Model
+from .model import _ModelMetaclass as _ModelMetaclass
 from .query import NOT_NULL, Query
 from .util import (
     CASE_INSENSITIVE,
@@ -72,10 +72,14 @@ from .util import (
     SIMPLE,
     SIMPLE_CI,
     ClassProperty,
-    _connect,
-    _script_load,
     session,
 )
+
+# rom 1.x private helpers kept importable as rom.<name> (outside __all__)
+from .util import _connect as _connect
+from .util import _encode_unique_constraint as _encode_unique_constraint
+from .util import _prefix_score as _prefix_score
+from .util import _script_load as _script_load
 
 __version__ = "2.0.0a1"
 #: the rom API version this package is compatible with
@@ -163,5 +167,3 @@ __all__ = [
     "session",
     "util",
 ]
-
-_private = (_ModelMetaclass, _connect, _encode_unique_constraint, _prefix_score, _script_load)

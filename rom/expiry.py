@@ -55,6 +55,49 @@ def _timestamp(when: Any) -> float:
     return float(when)
 
 
+def _default(model: Any) -> tuple[str, float | None]:
+    """The expiry request of a new entity: the model's ``_ttl`` (None: no expiry)."""
+    ttl_ = model._ttl
+    return ("persist", None) if ttl_ is None else ("in", float(ttl_))
+
+
+def _request(entity: Any) -> tuple[str, float | None] | None:
+    """The expiry a save of ``entity`` applies: ``(how, value)``, or ``None`` to keep it.
+
+    ``how`` is ``"in"`` (seconds from now), ``"at"`` (unix time) or ``"persist"``.  A new
+    entity without an explicit request gets the model's ``_ttl``.
+    """
+    pending: tuple[str, float | None] | None = vars(entity).get("_pending_expiry")
+    if pending is not None:
+        return pending
+    return _default(type(entity)) if entity._new else None
+
+
+def _local_time(how: str, value: float | None) -> float | None:
+    """The unix time (client clock) an expiry request ends at, ``None`` for persist."""
+    if how == "persist" or value is None:
+        return None
+    return time.time() + value if how == "in" else value
+
+
+def _run(entity: Any, *args: str) -> Any:
+    """Run expiry.lua for a saved entity (its expiry index and hash as KEYS)."""
+    from .writer import run_script
+
+    model = type(entity)
+    conn = model._connection
+    ks = model._keyspace(conn)
+    pk = str(entity._data[model._pkey])
+    return run_script(conn, "expiry", [ks.expiry(), ks.entity(pk)], [args[0], pk, *args[1:]])
+
+
+def _gone(entity: Any) -> EntityDeletedError:
+    pk = str(entity._data[entity._pkey])
+    return EntityDeletedError(
+        f"Entity {entity._pk} does not exist or expired", entity._namespace, pk
+    )
+
+
 def set_expiry(entity: Any, how: str, value: float | None = None) -> None:
     """Change the expiry of a saved entity now, or of a new one at its first save."""
     _check(entity)
@@ -64,24 +107,11 @@ def set_expiry(entity: Any, how: str, value: float | None = None) -> None:
         entity._pending_expiry = (how, value)
         return
     if entity._deleted:
-        raise EntityDeletedError(f"Entity {entity._pk} was deleted", entity._namespace, "")
-    model = type(entity)
-    conn = model._connection
-    ks = model._keyspace(conn)
-    pk = str(entity._data[model._pkey])
-    args = ["set", pk, how] + ([repr(float(value))] if value is not None else [])
-    from .writer import run_script
-
-    if not int(run_script(conn, "expiry", [ks.expiry(), ks.entity(pk)], args)):
-        raise EntityDeletedError(
-            f"Entity {entity._pk} does not exist or expired", model._namespace, pk
-        )
-    if how == "persist" or value is None:  # value is None only for "persist" (checked above)
-        entity._expires_at = None
-    elif how == "in":
-        entity._expires_at = time.time() + float(value)
-    else:
-        entity._expires_at = float(value)
+        raise _gone(entity)
+    extra = [repr(float(value))] if value is not None else []
+    if not int(_run(entity, "set", how, *extra)):
+        raise _gone(entity)
+    entity._expires_at = _local_time(how, value)
 
 
 def expire(entity: Any, seconds: float) -> None:
@@ -106,72 +136,50 @@ def ttl(entity: Any) -> float | None:
     """
     _check(entity)
     if entity._new:
-        pending = getattr(entity, "_pending_expiry", None)
-        if pending is None:
-            return None if type(entity)._ttl is None else float(type(entity)._ttl)
-        how, value = pending
-        if how == "persist":
-            return None
-        return float(value) if how == "in" else float(value) - time.time()
-    model = type(entity)
-    conn = model._connection
-    ks = model._keyspace(conn)
-    pk = str(entity._data[model._pkey])
-    from .writer import run_script
-
-    left = run_script(conn, "expiry", [ks.expiry(), ks.entity(pk)], ["ttl", pk])
+        how, value = _request(entity) or ("persist", None)
+        if how == "in":
+            return value  # counted from the first save
+        at = _local_time(how, value)
+        return None if at is None else at - time.time()
+    left = _run(entity, "ttl")
     if isinstance(left, int):
         if left == -2:
-            raise EntityDeletedError(
-                f"Entity {entity._pk} does not exist or expired", model._namespace, pk
-            )
+            raise _gone(entity)
         return None
     return float(to_text(left))
 
 
 def plan_fields(state: Any, batch: Any, delete: bool) -> dict[str, Any]:
     """The expiry part of an entity's write plan (see rom/lua/write.lua)."""
-    model = state.model
-    if not model._has_expiry:
+    if not state.model._has_expiry:
         return {}
     fields: dict[str, Any] = {"x": batch.key(state.ks.expiry())}
     if delete:
         if getattr(state, "sweep", False):
             fields["xe"] = 1
         return fields
-    entity = state.entity
-    pending = getattr(entity, "_pending_expiry", None)
-    if pending is not None:
-        how, value = pending
-        if how == "persist":
+    request = _request(state.entity)
+    if request is None and state.as_new:  # force=True re-save: as new, model default
+        request = _default(state.model)
+    if request is not None:
+        how, value = request
+        if how == "persist" or value is None:
             fields["xr"] = 1
-        elif how == "in":
-            fields["xs"] = repr(float(value))
         else:
-            fields["xa"] = repr(float(value))
-    elif state.as_new:
-        if model._ttl is not None:
-            fields["xs"] = repr(float(model._ttl))
-        else:
-            fields["xr"] = 1
+            fields["xs" if how == "in" else "xa"] = repr(float(value))
     return fields
 
 
 def written(state: Any) -> None:
     """Update an entity's local expiry view after its save went through."""
-    entity = state.entity
     if not state.model._has_expiry:
         return
-    pending = getattr(entity, "_pending_expiry", None)
-    entity.__dict__.pop("_pending_expiry", None)
-    if pending is not None:
-        how, value = pending
-        entity._expires_at = (
-            None if how == "persist" else time.time() + value if how == "in" else value
-        )
-    elif state.as_new:
-        ttl_ = state.model._ttl
-        entity._expires_at = None if ttl_ is None else time.time() + float(ttl_)
+    entity = state.entity
+    request = vars(entity).pop("_pending_expiry", None)
+    if request is None and state.as_new:
+        request = _default(state.model)
+    if request is not None:
+        entity._expires_at = _local_time(*request)
 
 
 def fetch(model: Any, conn: Any, pks: list[int]) -> list[tuple[dict[Any, Any], float | None]]:

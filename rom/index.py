@@ -155,24 +155,12 @@ class Plan:
 
 def _step(plan: Plan, ks: KeySpace, item: Any) -> dict[str, Any]:
     """The plan step of one filter item (QueryError for anything unknown)."""
-    if isinstance(item, Prefix):
-        lo, hi = _prefix_bounds(item.prefix)
-        return {
-            "t": "p",
-            "k": plan.key(ks.prefix_index(item.attr)),
-            "lo": lo,
-            "hi": hi,
-            "s": item.prefix,
-        }
-    if isinstance(item, Suffix):
-        lo, hi = _prefix_bounds(item.suffix)
-        return {
-            "t": "p",
-            "k": plan.key(ks.suffix_index(item.attr)),
-            "lo": lo,
-            "hi": hi,
-            "s": item.suffix,
-        }
+    if isinstance(item, (Prefix, Suffix)):
+        # a suffix filter is a prefix scan of the reversed entries in the suffix index
+        text = item[1]
+        index = ks.prefix_index if isinstance(item, Prefix) else ks.suffix_index
+        lo, hi = _prefix_bounds(text)
+        return {"t": "p", "k": plan.key(index(item.attr)), "lo": lo, "hi": hi, "s": text}
     if isinstance(item, Pattern):
         literal, pattern = like_pattern(item.pattern)
         lo, hi = _prefix_bounds(literal)

@@ -581,37 +581,49 @@ class Model(metaclass=_ModelMetaclass):
         Entities known to the session are returned as they are; the others are fetched in
         one round trip.
         """
-        conn = cls._connection
-        ks = cls._keyspace(conn)
-        ns = cls._namespace
-        if cls._has_expiry:
-            return _get_expiring(cls, conn, ids)
         if not isinstance(ids, (list, tuple, set, frozenset)):
             pk = int(ids)
-            obj = session.get(f"{ns}:{pk}")
-            if obj is not None:
-                return obj
-            return cls._from_hash(conn.hgetall(ks.entity(pk)))
+            obj = cls._known(pk)
+            return obj if obj is not None else cls._fetch([pk])[0]
         pks = [int(i) for i in ids]
         found: dict[int, Any] = {}
         missing: list[int] = []
         for pk in pks:
-            if pk in found:
+            if pk in found or pk in missing:
                 continue
-            obj = session.get(f"{ns}:{pk}")
+            obj = cls._known(pk)
             if obj is not None:
                 found[pk] = obj
-            elif pk not in missing:
+            else:
                 missing.append(pk)
         if missing:
-            pipe = conn.pipeline(transaction=False)
-            for pk in missing:
-                pipe.hgetall(ks.entity(pk))
-            for pk, raw in zip(missing, pipe.execute(), strict=True):
-                obj = cls._from_hash(raw)
+            for pk, obj in zip(missing, cls._fetch(missing), strict=True):
                 if obj is not None:
                     found[pk] = obj
         return [found[pk] for pk in pks if pk in found]
+
+    @classmethod
+    def _known(cls, pk: int) -> Any:
+        """The session's entity for ``pk`` (dropped if it is known to have expired)."""
+        obj = session.get(f"{cls._namespace}:{pk}")
+        if obj is not None and cls._has_expiry and expiry.is_expired(obj):
+            session.forget(obj)
+            return None
+        return obj
+
+    @classmethod
+    def _fetch(cls: type[M], pks: list[int]) -> list[M | None]:
+        """Load ``pks`` from Redis in one round trip (``None`` for missing or expired)."""
+        conn = cls._connection
+        if cls._has_expiry:
+            return expiry.load(cls, conn, pks)
+        ks = cls._keyspace(conn)
+        if len(pks) == 1:
+            return [cls._from_hash(conn.hgetall(ks.entity(pks[0])))]
+        pipe = conn.pipeline(transaction=False)
+        for pk in pks:
+            pipe.hgetall(ks.entity(pk))
+        return [cls._from_hash(raw) for raw in pipe.execute()]
 
     @classmethod
     def _unique_text(cls, attr: str, value: Any) -> str | None:
@@ -719,31 +731,6 @@ class Model(metaclass=_ModelMetaclass):
         )
 
 
-def _get_expiring(cls: Any, conn: Any, ids: Any) -> Any:
-    """``Model.get`` for models with expiry: one Lua call that skips expired entities."""
-    ns = cls._namespace
-    many = isinstance(ids, (list, tuple, set, frozenset))
-    pks = [int(i) for i in ids] if many else [int(ids)]
-    found: dict[int, Any] = {}
-    missing: list[int] = []
-    for pk in pks:
-        obj = session.get(f"{ns}:{pk}")
-        if obj is not None and expiry.is_expired(obj):
-            session.forget(obj)
-            obj = None
-        if obj is not None:
-            found[pk] = obj
-        elif pk not in missing and pk not in found:
-            missing.append(pk)
-    if missing:
-        for pk, obj in zip(missing, expiry.load(cls, conn, missing), strict=False):
-            if obj is not None:
-                found[pk] = obj
-    if not many:
-        return found.get(pks[0])
-    return [found[pk] for pk in pks if pk in found]
-
-
 def _zrange_limit_iterator(
     conn: Any, key: str, vstart: Any, end: Any, count: int = 100
 ) -> Iterator[Any]:
@@ -755,6 +742,3 @@ def _zrange_limit_iterator(
         if len(block) < count:
             return
         offset += count
-
-
-_ = (AttrDict, ForeignModel, Column)

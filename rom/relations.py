@@ -356,7 +356,7 @@ def delete_with_rules(entity: Any) -> None:
     :raises ORMError: the references kept changing for every attempt
     """
     if not _referrers(type(entity)):
-        writer.execute(type(entity)._connection, [writer.DeleteState(entity)])
+        writer.delete_entity(entity)
         return
     last: Exception | None = None
     for _ in range(_MAX_ATTEMPTS):

@@ -266,26 +266,3 @@ from .maintenance import (  # noqa: E402
     show_progress,
 )
 from .verify import verify_indexes as verify_indexes  # noqa: E402
-
-_reexported = (
-    _bigint_to_float,
-    _encode_unique_constraint,
-    _prefix_score,
-    _to_score,
-    dt2ts,
-    t2ts,
-    ts2dt,
-    ts2t,
-    CASE_INSENSITIVE,
-    FULL_TEXT,
-    IDENTITY,
-    IDENTITY_CI,
-    IDENTITY_STRING,
-    IDENTITY_STRING_CI,
-    SIMPLE,
-    SIMPLE_CI,
-    STRING_INDEX_KEYGENS,
-    STRING_SORT_KEYGENS,
-    Session,
-    session,
-)
