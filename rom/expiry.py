@@ -175,11 +175,12 @@ def written(state: Any) -> None:
     if not state.model._has_expiry:
         return
     entity = state.entity
-    request = vars(entity).pop("_pending_expiry", None)
+    request: tuple[str, float | None] | None = vars(entity).pop("_pending_expiry", None)
     if request is None and state.as_new:
         request = _default(state.model)
     if request is not None:
-        entity._expires_at = _local_time(*request)
+        how, value = request
+        entity._expires_at = _local_time(how, value)
 
 
 def fetch(model: Any, conn: Any, pks: list[int]) -> list[tuple[dict[Any, Any], float | None]]:
